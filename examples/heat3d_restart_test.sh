@@ -1,0 +1,122 @@
+#!/usr/bin/env bash
+# Crash-and-restart test of the heat3d example.
+#
+#   heat3d_restart_test.sh HEAT3D [MPIEXEC [NUMPROC_FLAG [MPIEXEC_FLAGS...]]]
+#
+# An uninterrupted 4-rank run to step 40 is the reference. A 4-rank run killed after step 20 leaves
+# checkpoints at step 10; resuming from them on 3, 2 and 1 ranks must reach the reference checksum
+# bit for bit. Also: a restart with no checkpoint starts from step 0, a restart with another grid
+# size is refused.
+set -euo pipefail
+
+heat3d=${1:?usage: heat3d_restart_test.sh HEAT3D [MPIEXEC [NUMPROC_FLAG [FLAGS...]]]}
+mpiexec=${2:-mpiexec}
+np_flag=${3:--n}
+if (($# > 3)); then
+  mpi_flags=("${@:4}")
+else
+  mpi_flags=(--oversubscribe)
+fi
+
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
+export OMPI_MCA_mpi_yield_when_idle=${OMPI_MCA_mpi_yield_when_idle:-1}
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/heat3d_restart.XXXXXX")
+trap 'rm -rf "$tmp"' EXIT
+
+# 23 is prime: every decomposition splits the grid unevenly.
+common=(--n 23 --steps 40 --checkpoint-every 10)
+
+# run NAME NP ARGS...: runs heat3d on NP ranks, output in $tmp/NAME.log; returns its exit status.
+run() {
+  local name=$1 np=$2
+  shift 2
+  echo "+ $mpiexec $np_flag $np ${mpi_flags[*]} heat3d $*"
+  local rc=0
+  "$mpiexec" "$np_flag" "$np" "${mpi_flags[@]}" "$heat3d" "$@" >"$tmp/$name.log" 2>&1 || rc=$?
+  sed 's/^/    /' "$tmp/$name.log"
+  return "$rc"
+}
+
+fail() {
+  echo "FAIL: $*" >&2
+  exit 1
+}
+
+# checksum NAME: the one checksum line of run NAME's output (the value only).
+checksum() {
+  local lines
+  lines=$(grep -E '^checksum: ' "$tmp/$1.log" || true)
+  local count
+  count=$(grep -c . <<<"$lines" || true)
+  ((count == 1)) || fail "run '$1' printed $count checksum lines, not 1"
+  [[ $lines =~ ^checksum:\ ([0-9a-f]{16})$ ]] || fail "run '$1': malformed checksum line '$lines'"
+  echo "${BASH_REMATCH[1]}"
+}
+
+expect_same() {
+  local name=$1 got
+  got=$(checksum "$name")
+  [[ $got == "$reference" ]] ||
+    fail "run '$name' ended with checksum $got, the reference is $reference"
+  echo "ok: $name matches the reference ($got)"
+}
+
+# 1. The reference: 4 ranks, uninterrupted.
+run reference 4 "${common[@]}" --dir "$tmp/reference" || fail "the reference run failed"
+reference=$(checksum reference)
+for s in 10 20 30 40; do
+  [[ -d $tmp/reference/$(printf 'step_%08d' "$s") ]] ||
+    fail "the reference run did not save step $s"
+done
+
+# 2. The same on 1 rank, uninterrupted: the field does not depend on the decomposition.
+run serial 1 "${common[@]}" --dir "$tmp/serial" || fail "the 1-rank run failed"
+expect_same serial
+
+# 3. Crash: rank 0 dies after step 20, before that step's checkpoint; step 10 is the newest.
+if run crash 4 "${common[@]}" --dir "$tmp/crash" --crash-at 20; then
+  fail "the run with --crash-at 20 exited successfully"
+fi
+echo "ok: the crashed run failed as intended"
+[[ -d $tmp/crash/step_00000010 ]] || fail "the crashed run left no checkpoint at step 10"
+[[ ! -e $tmp/crash/step_00000020 ]] ||
+  fail "the crashed run published step 20 although it died first"
+# Each restart resumes from its own copy of the crashed run's checkpoints.
+for np in 1 2 3; do
+  cp -a "$tmp/crash" "$tmp/restart$np"
+done
+
+# 4. Restarts on 3, 2 and 1 ranks to step 40.
+for np in 3 2 1; do
+  run "restart$np" "$np" "${common[@]}" --dir "$tmp/restart$np" --restart ||
+    fail "the restart on $np ranks failed"
+  grep -q "resumed from .*step_00000010 at step 10 .*on $np ranks" "$tmp/restart$np.log" ||
+    fail "the restart on $np ranks did not report resuming from step 10 on $np ranks"
+  [[ -d $tmp/restart$np/step_00000040 ]] || fail "the restart on $np ranks did not save step 40"
+  expect_same "restart$np"
+done
+
+# 5. A restart from a checkpoint at the last step does no work and still matches.
+run restart_at_end 2 "${common[@]}" --dir "$tmp/restart3" --restart ||
+  fail "the restart at step 40 failed"
+grep -q "resumed from .*step_00000040 at step 40 .*on 2 ranks" "$tmp/restart_at_end.log" ||
+  fail "the restart did not resume at step 40"
+expect_same restart_at_end
+
+# 6. --restart without any checkpoint starts from step 0.
+mkdir -p "$tmp/empty/.step_00000030.partial"
+run fresh 2 "${common[@]}" --dir "$tmp/empty" --restart ||
+  fail "the restart from an empty directory failed"
+grep -q "no checkpoint" "$tmp/fresh.log" || fail "the restart from an empty directory did not say so"
+expect_same fresh
+
+# 7. A checkpoint of another grid size is refused with an error that says so.
+if run wrong_grid 2 --n 24 --steps 40 --checkpoint-every 10 --dir "$tmp/reference" --restart; then
+  fail "a restart with --n 24 from a 23^3 checkpoint succeeded"
+fi
+grep -q "error: .*23^3 grid but this run has --n 24" "$tmp/wrong_grid.log" ||
+  fail "the grid-size mismatch was not reported"
+echo "ok: a restart with another grid size is refused"
+
+echo "PASS: heat3d crash and restart on 4 -> 3, 2, 1 ranks reproduce checksum $reference"

@@ -1,0 +1,79 @@
+// Box arithmetic in a global index space.
+#pragma once
+
+#include <cairn/planner.hpp>
+
+#include <algorithm>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cairn::detail {
+
+/// Number of elements in a shape (1 for a 0-d shape).
+inline std::int64_t volume(const Extents& shape) {
+  std::int64_t n = 1;
+  for (std::int64_t e : shape) n *= e;
+  return n;
+}
+
+/// True when `inner` lies inside `outer` (same rank assumed).
+inline bool contains(const Region& outer, const Region& inner) {
+  for (std::size_t d = 0; d < outer.shape.size(); ++d) {
+    if (inner.offset[d] < outer.offset[d]) return false;
+    if (inner.offset[d] + inner.shape[d] > outer.offset[d] + outer.shape[d]) return false;
+  }
+  return true;
+}
+
+/// The intersection of two regions; false when it is empty.
+inline bool intersect(const Region& a, const Region& b, Region& out) {
+  const std::size_t n = a.shape.size();
+  out.offset.assign(n, 0);
+  out.shape.assign(n, 0);
+  for (std::size_t d = 0; d < n; ++d) {
+    const std::int64_t lo = std::max(a.offset[d], b.offset[d]);
+    const std::int64_t hi = std::min(a.offset[d] + a.shape[d], b.offset[d] + b.shape[d]);
+    if (hi <= lo) return false;
+    out.offset[d] = lo;
+    out.shape[d] = hi - lo;
+  }
+  return true;
+}
+
+inline bool overlaps(const Region& a, const Region& b) {
+  for (std::size_t d = 0; d < a.shape.size(); ++d) {
+    if (std::max(a.offset[d], b.offset[d]) >= std::min(a.offset[d] + a.shape[d], b.offset[d] + b.shape[d]))
+      return false;
+  }
+  return true;
+}
+
+/// "[0:4, 2:6]" for messages.
+inline std::string to_string(const Region& r) {
+  std::string s = "[";
+  for (std::size_t d = 0; d < r.shape.size(); ++d) {
+    if (d) s += ", ";
+    s += std::to_string(r.offset[d]) + ":" + std::to_string(r.offset[d] + r.shape[d]);
+  }
+  return s + "]";
+}
+
+inline std::string to_string(const Extents& e) {
+  std::string s = "(";
+  for (std::size_t d = 0; d < e.size(); ++d) {
+    if (d) s += ", ";
+    s += std::to_string(e[d]);
+  }
+  return s + ")";
+}
+
+}  // namespace cairn::detail
+
+namespace cairn::detail {
+
+/// Finds two overlapping regions among `regions` (same rank each), sweeping along the first
+/// dimension so that disjoint decompositions cost O(n log n). Returns false when none overlap.
+bool find_overlap(const std::vector<Region>& regions, std::size_t& first, std::size_t& second);
+
+}  // namespace cairn::detail

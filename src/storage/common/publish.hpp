@@ -1,0 +1,49 @@
+// Atomic publication of a checkpoint directory: write under a partial name, rename into place,
+// fsync the parent. These run on one rank (rank 0); callers agree on the outcome afterwards.
+#pragma once
+
+#include <string>
+
+namespace cairn::detail {
+
+/// A small file in every published checkpoint; an existing directory without it is never replaced.
+inline constexpr const char* marker_file_name = "CAIRN";
+
+/// Paths of one checkpoint id: the final directory, its partial name and its parent.
+struct CheckpointPaths {
+  std::string final_dir;    ///< the id, without a trailing '/'
+  std::string partial_dir;  ///< "<parent>/.<name>.partial"
+  std::string parent_dir;
+};
+
+/// Splits and checks a checkpoint id. Throws UsageError for an empty id or one ending in '.'/'..'.
+CheckpointPaths checkpoint_paths(const std::string& id);
+
+/// Rank 0, before any data is written: creates missing parent directories, refuses an id that is
+/// a file (UsageError) or an existing checkpoint without `overwrite` (UsageError), checks that the
+/// parent is writable (StorageError), removes a stale partial directory and creates a fresh one.
+void begin_checkpoint(const CheckpointPaths& paths, bool overwrite);
+
+/// Rank 0, once every rank's data is durable: fsyncs the partial directory, moves it to the final
+/// name (swapping atomically with an existing checkpoint when the system can), fsyncs the parent,
+/// then removes the replaced checkpoint.
+void publish_checkpoint(const CheckpointPaths& paths);
+
+/// Rank 0, after a failed save: removes the partial directory. Never throws.
+void discard_checkpoint(const CheckpointPaths& paths) noexcept;
+
+/// Removes a directory tree; throws StorageError naming the path that could not be removed.
+void remove_tree(const std::string& path);
+
+/// Reserves disk blocks for the first `bytes` of file `path` without changing its size, so that a
+/// full disk shows up here, on one rank, rather than inside a collective write. Does nothing where
+/// the file system cannot reserve. Throws StorageError (ENOSPC and the like).
+void reserve_space(const std::string& path, long long bytes);
+
+/// Opens `path` and fsyncs it (a file or a directory). Throws StorageError.
+void fsync_path(const std::string& path);
+
+/// "No such file or directory" and the like, for errno `err`.
+std::string errno_text(int err);
+
+}  // namespace cairn::detail

@@ -1,0 +1,146 @@
+#include <cairn/error.hpp>
+#include <cairn/process_group.hpp>
+#include <cairn/storage.hpp>
+
+#include "core/metadata_codec.hpp"
+#include "storage/common/publish.hpp"
+#include "storage/hdf5/hdf5_handle.hpp"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <exception>
+#include <string>
+#include <vector>
+
+namespace cairn {
+
+namespace {
+
+using detail::h5::Handle;
+namespace h5 = detail::h5;
+
+class Hdf5Reader final : public StorageReader {
+ public:
+  void open(const std::string& directory, ProcessGroup& group) override {
+    h5::QuietErrors quiet;
+    m_group = &group;
+    m_path = directory + "/" + h5::data_file_name;
+    // Every rank looks before the collective open, so all of them see a missing file alike.
+    struct stat st {};
+    if (::stat(directory.c_str(), &st) != 0)
+      throw StorageError("checkpoint '" + directory + "' cannot be opened: " + detail::errno_text(errno));
+    if (!S_ISDIR(st.st_mode)) throw UsageError("checkpoint id '" + directory + "' is a file, not a checkpoint directory");
+    if (::stat(m_path.c_str(), &st) != 0)
+      throw StorageError("checkpoint '" + directory + "' has no data file '" + m_path + "': " + detail::errno_text(errno));
+    if (H5Fis_hdf5(m_path.c_str()) <= 0) {
+      H5Eclear2(H5E_DEFAULT);
+      throw CorruptCheckpointError("'" + m_path + "' is not an HDF5 file (damaged, truncated or not written by Cairn)");
+    }
+    Handle fapl = h5::mpio_file_access(group.mpi_comm());
+    const hid_t file_id = H5Fopen(m_path.c_str(), H5F_ACC_RDONLY, fapl.get());
+    if (file_id < 0)
+      throw CorruptCheckpointError("cannot open '" + m_path + "' (damaged or truncated?): " + h5::error_stack());
+    m_file = h5::file(file_id);
+
+    if (H5Lexists(m_file.get(), "/_cairn", H5P_DEFAULT) <= 0 ||
+        H5Lexists(m_file.get(), h5::metadata_dataset, H5P_DEFAULT) <= 0) {
+      H5Eclear2(H5E_DEFAULT);
+      throw CorruptCheckpointError("'" + m_path + "' is an HDF5 file but not a Cairn checkpoint (no " +
+                                   h5::metadata_dataset + ")");
+    }
+    Handle dset = h5::dataset(h5::check(H5Dopen2(m_file.get(), h5::metadata_dataset, H5P_DEFAULT),
+                                        "cannot open the metadata of '" + m_path + "'"));
+    Handle space = h5::dataspace(h5::check(H5Dget_space(dset.get()), "H5Dget_space"));
+    if (H5Sget_simple_extent_ndims(space.get()) != 1)
+      throw CorruptCheckpointError("the metadata dataset of '" + m_path + "' is not one-dimensional");
+    hsize_t n = 0;
+    H5Sget_simple_extent_dims(space.get(), &n, nullptr);
+    std::vector<std::byte> blob(static_cast<std::size_t>(n));
+    Handle type = h5::memory_type(DType::UInt8);
+    Handle dxpl = h5::transfer(true);
+    if (H5Dread(dset.get(), type.get(), H5S_ALL, H5S_ALL, dxpl.get(), blob.data()) < 0)
+      throw CorruptCheckpointError("cannot read the metadata of '" + m_path + "': " + h5::error_stack());
+    m_metadata = detail::decode_metadata(blob.data(), blob.size(), m_path);
+  }
+
+  const Metadata& metadata() const override { return m_metadata; }
+
+  void read(const std::vector<ReadRequest>& requests) override {
+    h5::QuietErrors quiet;
+    // Every rank must make the same collective calls: agree on how many reads each dataset gets.
+    const std::size_t n_entries = m_metadata.entries.size();
+    std::vector<std::int64_t> rounds(n_entries, 0);
+    for (const ReadRequest& r : requests) ++rounds.at(static_cast<std::size_t>(r.entry));
+    if (n_entries) m_group->allreduce(rounds.data(), n_entries, ReduceOp::Max);
+
+    // Requests of one entry, in the order given.
+    std::vector<std::vector<const ReadRequest*>> by_entry(n_entries);
+    for (const ReadRequest& r : requests) by_entry[static_cast<std::size_t>(r.entry)].push_back(&r);
+
+    std::exception_ptr failure;
+    Handle dxpl = h5::transfer(true);
+    Handle none_space = h5::empty_selection_space();
+    for (std::size_t e = 0; e < n_entries; ++e) {
+      if (rounds[e] == 0) continue;
+      const EntryInfo& info = m_metadata.entries[e];
+      try {
+        Handle dset = h5::dataset(h5::check(H5Dopen2(m_file.get(), info.name.c_str(), H5P_DEFAULT),
+                                            "checkpoint file '" + m_path + "' lacks dataset '" + info.name + "'"));
+        Handle file_space = h5::dataspace(h5::check(H5Dget_space(dset.get()), "H5Dget_space"));
+        check_extent(file_space.get(), info);
+        Handle file_type = h5::datatype(h5::check(H5Dget_type(dset.get()), "H5Dget_type"));
+        for (std::int64_t round = 0; round < rounds[e]; ++round) {
+          herr_t rc;
+          if (round < static_cast<std::int64_t>(by_entry[e].size())) {
+            const ReadRequest& r = *by_entry[e][static_cast<std::size_t>(round)];
+            h5::select_region(file_space.get(), r.region.offset, r.region.shape);
+            std::vector<hsize_t> dims(r.region.shape.begin(), r.region.shape.end());
+            Handle mem = h5::dataspace(h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                                                 "H5Screate_simple"));
+            if (H5Sget_select_npoints(file_space.get()) == 0) h5::check_status(H5Sselect_none(mem.get()), "H5Sselect_none");
+            Handle type = h5::memory_type(r.dtype);
+            rc = H5Dread(dset.get(), type.get(), mem.get(), file_space.get(), dxpl.get(), r.destination);
+          } else {
+            h5::check_status(H5Sselect_none(file_space.get()), "H5Sselect_none");
+            rc = H5Dread(dset.get(), file_type.get(), none_space.get(), file_space.get(), dxpl.get(), nullptr);
+          }
+          if (rc < 0 && !failure)
+            failure = std::make_exception_ptr(StorageError("cannot read dataset '" + info.name + "' of '" + m_path +
+                                                           "': " + h5::error_stack()));
+        }
+      } catch (...) {
+        if (!failure) failure = std::current_exception();
+      }
+    }
+    if (failure) std::rethrow_exception(failure);
+  }
+
+  void close() noexcept override {
+    h5::QuietErrors quiet;
+    m_file.close();
+  }
+
+ private:
+  void check_extent(hid_t space, const EntryInfo& info) const {
+    const int ndims = H5Sget_simple_extent_ndims(space);
+    std::vector<hsize_t> dims(ndims > 0 ? static_cast<std::size_t>(ndims) : 0);
+    if (ndims > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+    bool same = dims.size() == info.global_shape.size();
+    for (std::size_t d = 0; same && d < dims.size(); ++d) same = dims[d] == static_cast<hsize_t>(info.global_shape[d]);
+    if (!same)
+      throw CorruptCheckpointError("dataset '" + info.name + "' of '" + m_path +
+                                   "' does not have the shape its metadata records");
+  }
+
+  ProcessGroup* m_group = nullptr;
+  std::string m_path;
+  Handle m_file;
+  Metadata m_metadata;
+};
+
+}  // namespace
+
+std::unique_ptr<StorageReader> make_hdf5_reader() { return std::make_unique<Hdf5Reader>(); }
+
+}  // namespace cairn

@@ -1,0 +1,222 @@
+#include <cairn/error.hpp>
+#include <cairn/process_group.hpp>
+#include <cairn/storage.hpp>
+
+#include "comm/agree.hpp"
+#include "core/metadata_codec.hpp"
+#include "core/names.hpp"
+#include "storage/common/publish.hpp"
+#include "storage/hdf5/hdf5_handle.hpp"
+
+#include <algorithm>
+#include <exception>
+#include <string>
+#include <vector>
+
+namespace cairn {
+
+namespace {
+
+using detail::h5::Handle;
+namespace h5 = detail::h5;
+
+// Entries stored as datasets: everything but replicated scalars, which are attributes.
+bool is_dataset(const EntryInfo& e) {
+  return !(e.kind == EntryKind::Scalar && e.distribution == Distribution::Replicated);
+}
+
+void write_attribute(hid_t target, const std::string& name, const ScalarValue& value) {
+  Handle space = h5::dataspace(h5::check(H5Screate(H5S_SCALAR), "H5Screate"));
+  Handle type;
+  const void* data = nullptr;
+  const char* text = nullptr;
+  if (const auto* i = std::get_if<std::int64_t>(&value)) {
+    type = h5::file_type(DType::Int64);
+    data = i;
+  } else if (const auto* d = std::get_if<double>(&value)) {
+    type = h5::file_type(DType::Float64);
+    data = d;
+  } else if (const auto* s = std::get_if<std::string>(&value)) {
+    // Variable-length UTF-8: h5py reads it back as a Python str.
+    type = h5::datatype(h5::check(H5Tcopy(H5T_C_S1), "H5Tcopy"));
+    h5::check_status(H5Tset_size(type.get(), H5T_VARIABLE), "H5Tset_size");
+    h5::check_status(H5Tset_cset(type.get(), H5T_CSET_UTF8), "H5Tset_cset");
+    text = s->c_str();
+    data = &text;
+  } else {
+    throw InternalError("attribute '" + name + "' has no value");
+  }
+  Handle attr = h5::attribute(h5::check(H5Acreate2(target, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                                        "cannot create attribute '" + name + "'"));
+  h5::check_status(H5Awrite(attr.get(), type.get(), data), "cannot write attribute '" + name + "'");
+}
+
+class Hdf5Writer final : public StorageWriter {
+ public:
+  void open(const std::string& directory, const std::vector<EntryInfo>& entries, ProcessGroup& group) override {
+    h5::QuietErrors quiet;
+    m_group = &group;
+    m_entries = &entries;
+    m_path = directory + "/" + h5::data_file_name;
+    Handle fapl = h5::mpio_file_access(group.mpi_comm());
+    Handle fcpl = h5::plist(h5::check(H5Pcreate(H5P_FILE_CREATE), "H5Pcreate(file create)"));
+    m_file = h5::file(h5::check(H5Fcreate(m_path.c_str(), H5F_ACC_EXCL, fcpl.get(), fapl.get()),
+                                "cannot create HDF5 file '" + m_path + "'"));
+    // Contiguous datasets allocated at creation, never filled: every byte is written once.
+    Handle dcpl = h5::plist(h5::check(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate(dataset create)"));
+    h5::check_status(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY), "H5Pset_alloc_time");
+    h5::check_status(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), "H5Pset_fill_time");
+    for (const EntryInfo& e : entries) {
+      h5::create_groups(m_file.get(), e.name);
+      if (!is_dataset(e)) continue;
+      std::vector<hsize_t> dims(e.global_shape.begin(), e.global_shape.end());
+      Handle space = h5::dataspace(h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                                             "H5Screate_simple for '" + e.name + "'"));
+      Handle type = h5::file_type(e.dtype);
+      Handle dset = h5::dataset(h5::check(H5Dcreate2(m_file.get(), e.name.c_str(), type.get(), space.get(),
+                                                     H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                                          "cannot create dataset '" + e.name + "' in '" + m_path + "'"));
+      note_extent(dset.get());
+      if (!dset.close()) throw StorageError("cannot close dataset '" + e.name + "': " + h5::error_stack());
+    }
+    reserve(metadata_slack(entries.size()));
+  }
+
+  void write(const std::vector<WriteBuffer>& buffers) override {
+    h5::QuietErrors quiet;
+    std::exception_ptr failure;
+    Handle dxpl = h5::transfer(true);
+    Handle none_space = h5::empty_selection_space();
+    std::size_t next = 0;  // buffers arrive grouped by entry, in entry order
+    for (std::size_t e = 0; e < m_entries->size(); ++e) {
+      const EntryInfo& info = (*m_entries)[e];
+      if (info.max_items_per_rank == 0) continue;
+      std::size_t end = next;
+      while (end < buffers.size() && static_cast<std::size_t>(buffers[end].item->entry) == e) ++end;
+      // Every rank makes max_items_per_rank collective calls for this dataset, with an empty
+      // selection when it has no item left, even after a failure: no rank may be left waiting.
+      try {
+        Handle dset = h5::dataset(h5::check(H5Dopen2(m_file.get(), info.name.c_str(), H5P_DEFAULT),
+                                            "cannot open dataset '" + info.name + "'"));
+        Handle file_space = h5::dataspace(h5::check(H5Dget_space(dset.get()), "H5Dget_space"));
+        Handle type = h5::memory_type(info.dtype);
+        for (std::int32_t round = 0; round < info.max_items_per_rank; ++round) {
+          const std::size_t index = next + static_cast<std::size_t>(round);
+          herr_t rc;
+          if (index < end) {
+            const WriteBuffer& buffer = buffers[index];
+            const Region& region = buffer.item->region;
+            h5::select_region(file_space.get(), region.offset, region.shape);
+            std::vector<hsize_t> dims(region.shape.begin(), region.shape.end());
+            Handle mem = h5::dataspace(h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
+                                                 "H5Screate_simple"));
+            if (H5Sget_select_npoints(file_space.get()) == 0) h5::check_status(H5Sselect_none(mem.get()), "H5Sselect_none");
+            rc = H5Dwrite(dset.get(), type.get(), mem.get(), file_space.get(), dxpl.get(), buffer.data);
+          } else {
+            h5::check_status(H5Sselect_none(file_space.get()), "H5Sselect_none");
+            rc = H5Dwrite(dset.get(), type.get(), none_space.get(), file_space.get(), dxpl.get(), nullptr);
+          }
+          if (rc < 0 && !failure)
+            failure = std::make_exception_ptr(StorageError("cannot write dataset '" + info.name + "' of '" + m_path +
+                                                           "': " + h5::error_stack()));
+        }
+      } catch (...) {
+        if (!failure) failure = std::current_exception();
+      }
+      next = end;
+    }
+    if (failure) std::rethrow_exception(failure);
+  }
+
+  void finish(const Metadata& metadata) override {
+    h5::QuietErrors quiet;
+    const std::vector<std::byte> blob = detail::encode_metadata(metadata);
+    const hsize_t n = blob.size();
+    Handle meta_group;
+    Handle dset;
+    // Each part is agreed on before the next: a rank that fails alone must not leave the others
+    // inside a collective HDF5 call.
+    detail::agree_on(*m_group, "creating the metadata of '" + m_path + "'", [&] {
+      meta_group = h5::group(h5::check(H5Gcreate2(m_file.get(), "/_cairn", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                                       "cannot create group '/_cairn'"));
+      Handle space = h5::dataspace(h5::check(H5Screate_simple(1, &n, nullptr), "H5Screate_simple"));
+      Handle type = h5::file_type(DType::UInt8);
+      dset = h5::dataset(h5::check(H5Dcreate2(m_file.get(), h5::metadata_dataset, type.get(), space.get(), H5P_DEFAULT,
+                                              H5P_DEFAULT, H5P_DEFAULT),
+                                   "cannot create the metadata dataset"));
+      note_extent(dset.get());
+    });
+    reserve(metadata_slack(metadata.entries.size()));
+    detail::agree_on(*m_group, "writing the metadata of '" + m_path + "'", [&] {
+      Handle space = h5::dataspace(h5::check(H5Dget_space(dset.get()), "H5Dget_space"));
+      Handle type = h5::file_type(DType::UInt8);
+      Handle dxpl = h5::transfer(true);
+      Handle mem = h5::dataspace(h5::check(H5Screate_simple(1, &n, nullptr), "H5Screate_simple"));
+      if (m_group->rank() != 0) {  // rank 0 writes the blob; the others join the collective call
+        h5::check_status(H5Sselect_none(space.get()), "H5Sselect_none");
+        h5::check_status(H5Sselect_none(mem.get()), "H5Sselect_none");
+      }
+      h5::check_status(H5Dwrite(dset.get(), type.get(), mem.get(), space.get(), dxpl.get(), blob.data()),
+                       "cannot write the metadata to '" + m_path + "'");
+      write_attribute(meta_group.get(), "format_version", std::int64_t{metadata.format_version});
+      write_attribute(meta_group.get(), "library_version", metadata.library_version);
+      write_attribute(meta_group.get(), "world_size", std::int64_t{metadata.world_size});
+      write_attribute(meta_group.get(), "created_unix_time", metadata.created_unix_time);
+      for (const EntryInfo& e : metadata.entries) {
+        if (is_dataset(e)) continue;
+        const std::vector<std::string> parents = detail::parent_groups(e.name);
+        const std::string parent = parents.empty() ? "/" : parents.back();
+        Handle target = h5::group(h5::check(H5Gopen2(m_file.get(), parent.c_str(), H5P_DEFAULT),
+                                            "cannot open group '" + parent + "'"));
+        write_attribute(target.get(), std::string(detail::leaf_name(e.name)), e.value);
+      }
+      dset.close();
+      meta_group.close();
+    });
+    // Close, then fsync on every rank (each node's page cache holds what its ranks wrote). No
+    // H5Fflush or MPI_File_sync: after a write error (ENOSPC) on one rank, both can return on that
+    // rank before the barrier the others wait in, and the job hangs.
+    const bool closed = m_file.close();
+    detail::agree_on(*m_group, "closing '" + m_path + "'", [&] {
+      if (!closed) throw StorageError("cannot close '" + m_path + "': " + h5::error_stack());
+    });
+    detail::agree_on(*m_group, "syncing '" + m_path + "' to stable storage", [&] { detail::fsync_path(m_path); });
+  }
+
+  void abort() noexcept override {
+    h5::QuietErrors quiet;
+    m_file.close();
+  }
+
+ private:
+  // Room for the metadata HDF5 adds after the point where the file's end is read (object headers,
+  // attributes, the final superblock), so that it too lands in reserved blocks.
+  static long long metadata_slack(std::size_t entries) { return (1LL << 20) + static_cast<long long>(entries) * 1024; }
+
+  // Records where a contiguous dataset's storage ends (allocated early, so known at creation).
+  void note_extent(hid_t dset) {
+    const haddr_t offset = H5Dget_offset(dset);
+    if (offset == HADDR_UNDEF) return;
+    m_end = std::max(m_end, static_cast<long long>(offset + H5Dget_storage_size(dset)));
+  }
+
+  // Collective. Rank 0 reserves the blocks the file needs up to the end of its datasets plus
+  // `slack`; every rank learns whether that worked (a full disk fails here, before data moves).
+  void reserve(long long slack) {
+    detail::agree_on(*m_group, "reserving space for '" + m_path + "'", [&] {
+      if (m_group->rank() == 0) detail::reserve_space(m_path, m_end + slack);
+    });
+  }
+
+  long long m_end = 0;
+  ProcessGroup* m_group = nullptr;
+  const std::vector<EntryInfo>* m_entries = nullptr;
+  std::string m_path;
+  Handle m_file;
+};
+
+}  // namespace
+
+std::unique_ptr<StorageWriter> make_hdf5_writer() { return std::make_unique<Hdf5Writer>(); }
+
+}  // namespace cairn

@@ -1,0 +1,136 @@
+// Unit tests of the core and plan layers: names, dtypes, regions, copies, the metadata codec and
+// the default planner's cross-rank checks. No MPI launch.
+#include <cairn/cairn.hpp>
+
+#include "core/byte_codec.hpp"
+#include "core/metadata_codec.hpp"
+#include "core/names.hpp"
+#include "core/region.hpp"
+#include "core/strided_copy.hpp"
+
+#include <gtest/gtest.h>
+
+#include <numeric>
+
+using namespace cairn;
+using namespace cairn::detail;
+
+TEST(Names, Validity) {
+  EXPECT_EQ(name_problem("fields/temperature"), "");
+  EXPECT_NE(name_problem(""), "");
+  EXPECT_NE(name_problem("/a"), "");
+  EXPECT_NE(name_problem("a/"), "");
+  EXPECT_NE(name_problem("a//b"), "");
+  EXPECT_NE(name_problem("a/../b"), "");
+  EXPECT_NE(name_problem("_cairn/metadata"), "");
+  EXPECT_EQ(name_problem("_cairnish"), "");
+}
+
+TEST(Names, GroupCollisions) {
+  EXPECT_EQ(group_collision({"a", "b", "a-x", "c/d"}), "");
+  EXPECT_NE(group_collision({"a/b/c", "z", "a/b"}), "");
+  EXPECT_NE(group_collision({"a", "a-x", "a/b"}), "");
+  EXPECT_EQ(parent_groups("a/b/c"), (std::vector<std::string>{"a", "a/b"}));
+  EXPECT_EQ(leaf_name("a/b/c"), "c");
+}
+
+TEST(DTypes, SizesNamesConversions) {
+  EXPECT_EQ(dtype_size(DType::BFloat16), 2u);
+  EXPECT_EQ(dtype_size(DType::Bool), 1u);
+  EXPECT_EQ(dtype_name(DType::Float16), "float16");
+  EXPECT_FALSE(dtype_is_valid(static_cast<DType>(42)));
+  EXPECT_THROW(dtype_size(static_cast<DType>(42)), UsageError);
+  EXPECT_TRUE(dtype_converts_losslessly(DType::Int32, DType::Int64));
+  EXPECT_TRUE(dtype_converts_losslessly(DType::Int32, DType::Float64));
+  EXPECT_FALSE(dtype_converts_losslessly(DType::Int64, DType::Float64));
+  EXPECT_TRUE(dtype_converts_losslessly(DType::UInt16, DType::Int32));
+  EXPECT_FALSE(dtype_converts_losslessly(DType::Int16, DType::UInt32));
+  EXPECT_TRUE(dtype_converts_losslessly(DType::Float16, DType::Float32));
+  EXPECT_TRUE(dtype_converts_losslessly(DType::BFloat16, DType::Float32));
+  EXPECT_FALSE(dtype_converts_losslessly(DType::BFloat16, DType::Float16));
+  EXPECT_FALSE(dtype_converts_losslessly(DType::Float64, DType::Float32));
+  EXPECT_FALSE(dtype_converts_losslessly(DType::Bool, DType::Int8));
+}
+
+TEST(Regions, OverlapSweep) {
+  std::vector<Region> disjoint;
+  for (int i = 0; i < 100; ++i) disjoint.push_back(Region{{(i % 10) * 4, (i / 10) * 3}, {4, 3}});
+  std::size_t a = 0, b = 0;
+  EXPECT_FALSE(find_overlap(disjoint, a, b));
+  disjoint.push_back(Region{{5, 5}, {1, 1}});
+  ASSERT_TRUE(find_overlap(disjoint, a, b));
+  EXPECT_TRUE(overlaps(disjoint[a], disjoint[b]));
+}
+
+TEST(StridedCopy, ColumnMajorToRowMajorAndBack) {
+  // A 3x4 column-major chunk read as row-major.
+  std::vector<int> col(12);
+  std::iota(col.begin(), col.end(), 0);  // col[i + 3*j] = element (i, j)
+  Chunk chunk{{0, 0}, {3, 4}, col.data(), Layout::ColumnMajor, {}};
+  std::vector<int> row(12, -1);
+  strided_copy(col.data(), chunk_strides(chunk), row.data(), row_major_strides({3, 4}), {3, 4}, sizeof(int));
+  for (int i = 0; i < 3; ++i)
+    for (int j = 0; j < 4; ++j) EXPECT_EQ(row[static_cast<std::size_t>(i * 4 + j)], i + 3 * j);
+  std::vector<int> col_back(12, -1);
+  strided_copy(row.data(), row_major_strides({3, 4}), col_back.data(), chunk_strides(chunk), {3, 4}, sizeof(int));
+  EXPECT_EQ(col_back, col);
+}
+
+TEST(MetadataCodec, RoundTripAndDamage) {
+  Metadata md;
+  md.library_version = "0.1.0";
+  md.world_size = 3;
+  md.created_unix_time = 1700000000;
+  EntryInfo e;
+  e.name = "fields/t";
+  e.dtype = DType::Float32;
+  e.global_shape = {4, 5};
+  md.entries.push_back(e);
+  EntryInfo s;
+  s.name = "step";
+  s.kind = EntryKind::Scalar;
+  s.distribution = Distribution::Replicated;
+  s.scalar_type = ScalarType::String;
+  s.value = std::string("hello");
+  md.entries.push_back(s);
+  md.chunks.push_back(ChunkRecord{0, 2, Region{{1, 0}, {3, 5}}, 0x1234});
+  std::vector<std::byte> blob = encode_metadata(md);
+  Metadata back = decode_metadata(blob.data(), blob.size(), "test");
+  EXPECT_EQ(back.world_size, 3);
+  ASSERT_EQ(back.entries.size(), 2u);
+  EXPECT_EQ(std::get<std::string>(back.entries[1].value), "hello");
+  ASSERT_EQ(back.chunks.size(), 1u);
+  EXPECT_EQ(back.chunks[0].checksum, 0x1234u);
+  EXPECT_EQ(back.chunks[0].region, (Region{{1, 0}, {3, 5}}));
+
+  for (std::size_t i = 0; i < blob.size(); i += 7) {  // any flipped byte is detected
+    std::vector<std::byte> bad = blob;
+    bad[i] ^= std::byte{0x40};
+    EXPECT_THROW(decode_metadata(bad.data(), bad.size(), "test"), Error) << "byte " << i;
+  }
+  for (std::size_t n = 0; n < blob.size(); n += 5)  // any truncation is detected
+    EXPECT_THROW(decode_metadata(blob.data(), n, "test"), Error) << "length " << n;
+  md.format_version = format_version + 1;
+  std::vector<std::byte> future = encode_metadata(md);
+  EXPECT_THROW(decode_metadata(future.data(), future.size(), "test"), UnsupportedError);
+}
+
+TEST(DefaultPlanner, CrossRankChecks) {
+  DefaultPlanner planner;
+  auto local = [&](DType dtype, Extents shape, Extents offset, Extents extent, int rank) {
+    std::vector<double> dummy(1);
+    State s;
+    s.add_array("x", dtype, shape).add_chunk(offset, extent, dummy.data());
+    return planner.create_local_plan(s, rank, 2);
+  };
+  GlobalPlan ok = planner.create_global_plan({local(DType::Float64, {8}, {0}, {4}, 0), local(DType::Float64, {8}, {4}, {4}, 1)});
+  ASSERT_EQ(ok.items_per_rank.size(), 2u);
+  EXPECT_EQ(ok.items_per_rank[1][0].region, (Region{{4}, {4}}));
+  EXPECT_EQ(ok.entries[0].max_items_per_rank, 1);
+  EXPECT_THROW(planner.create_global_plan({local(DType::Float64, {8}, {0}, {5}, 0), local(DType::Float64, {8}, {4}, {4}, 1)}),
+               UsageError);
+  EXPECT_THROW(planner.create_global_plan({local(DType::Float64, {8}, {0}, {4}, 0), local(DType::Float32, {8}, {4}, {4}, 1)}),
+               UsageError);
+  EXPECT_THROW(planner.create_global_plan({local(DType::Float64, {8}, {0}, {4}, 0), local(DType::Float64, {9}, {4}, {4}, 1)}),
+               UsageError);
+}

@@ -1,0 +1,128 @@
+// Save on N ranks, load on M ranks with another decomposition, for every N and M up to the world
+// size; 1-D, 2-D and 3-D arrays, uneven blocks, ranks holding nothing and ranks holding several.
+#include "test_support.hpp"
+
+using namespace cairn;
+using namespace cairn::test;
+
+namespace {
+
+struct ArraySpec {
+  const char* name;
+  Extents shape;
+  int seed;
+};
+
+const ArraySpec specs[] = {{"one_d", {37}, 1}, {"grid/two_d", {13, 11}, 2}, {"grid/three_d", {7, 6, 5}, 3}};
+const Decomposition kinds[] = {Decomposition::Slabs, Decomposition::Grid, Decomposition::EmptyFirst,
+                               Decomposition::TwoPerRank};
+const char* kind_name(Decomposition k) {
+  switch (k) {
+    case Decomposition::Slabs: return "slabs";
+    case Decomposition::Grid: return "grid";
+    case Decomposition::EmptyFirst: return "empty-first";
+    case Decomposition::TwoPerRank: return "two-per-rank";
+  }
+  return "?";
+}
+
+// Collective over `comm`: saves the three arrays, array i decomposed with kinds[(variant + i) % 4].
+void save_on(MPI_Comm comm, const std::string& id, int variant) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  std::vector<std::vector<double>> storage;
+  State state;
+  for (std::size_t a = 0; a < std::size(specs); ++a) {
+    const ArraySpec& spec = specs[a];
+    const auto blocks = decompose(spec.shape, size, rank, kinds[(static_cast<std::size_t>(variant) + a) % 4]);
+    for (const Block& b : blocks) {
+      std::vector<double> data;
+      for_each_element(b, [&](const Extents& l, std::int64_t) { data.push_back(pattern(global_linear(spec.shape, b, l), spec.seed)); });
+      storage.push_back(std::move(data));
+    }
+  }
+  std::size_t next = 0;
+  for (std::size_t a = 0; a < std::size(specs); ++a) {
+    const ArraySpec& spec = specs[a];
+    ArrayEntry& entry = state.add_array(spec.name, DType::Float64, spec.shape);
+    for (const Block& b : decompose(spec.shape, size, rank, kinds[(static_cast<std::size_t>(variant) + a) % 4]))
+      entry.add_chunk(b.offset, b.shape, storage[next++].data());
+  }
+  Checkpointer ck(comm);
+  ck.save(state, id);
+}
+
+// Collective over `comm`: loads with decomposition kinds[(variant + i + 1) % 4] (column-major for
+// odd variants) and checks every element against the pattern.
+void load_and_check(MPI_Comm comm, const std::string& id, int variant, int saved_on) {
+  int rank = 0, size = 1;
+  MPI_Comm_rank(comm, &rank);
+  MPI_Comm_size(comm, &size);
+  const Layout layout = variant % 2 ? Layout::ColumnMajor : Layout::RowMajor;
+  std::vector<std::vector<double>> storage;
+  std::vector<std::vector<Block>> all_blocks;
+  State state;
+  for (std::size_t a = 0; a < std::size(specs); ++a) {
+    const auto blocks = decompose(specs[a].shape, size, rank, kinds[(static_cast<std::size_t>(variant) + a + 1) % 4]);
+    for (const Block& b : blocks) {
+      std::int64_t n = 1;
+      for (auto e : b.shape) n *= e;
+      storage.emplace_back(static_cast<std::size_t>(n), -7.0);
+    }
+    all_blocks.push_back(blocks);
+  }
+  std::size_t next = 0;
+  for (std::size_t a = 0; a < std::size(specs); ++a) {
+    ArrayEntry& entry = state.add_array(specs[a].name, DType::Float64, specs[a].shape);
+    for (const Block& b : all_blocks[a]) entry.add_chunk(b.offset, b.shape, storage[next++].data(), layout);
+  }
+  Checkpointer ck(comm);
+  ck.load(state, id);
+  next = 0;
+  for (std::size_t a = 0; a < std::size(specs); ++a) {
+    for (const Block& b : all_blocks[a]) {
+      const std::vector<double>& data = storage[next++];
+      std::size_t mismatches = 0;
+      for_each_element(b, [&](const Extents& l, std::int64_t pos) {
+        const auto at = layout == Layout::ColumnMajor ? column_major_position(b.shape, l) : pos;
+        if (data[static_cast<std::size_t>(at)] != pattern(global_linear(specs[a].shape, b, l), specs[a].seed)) ++mismatches;
+      });
+      EXPECT_EQ(mismatches, 0u) << specs[a].name << ": saved on " << saved_on << " ranks ("
+                                << kind_name(kinds[(static_cast<std::size_t>(variant) + a) % 4]) << "), loaded on "
+                                << size << " (" << kind_name(kinds[(static_cast<std::size_t>(variant) + a + 1) % 4])
+                                << ", " << (layout == Layout::ColumnMajor ? "column-major" : "row-major") << "), rank "
+                                << rank;
+    }
+  }
+}
+
+MPI_Comm sub_communicator(int n) {
+  MPI_Comm comm = MPI_COMM_NULL;
+  MPI_Comm_split(MPI_COMM_WORLD, world_rank() < n ? 0 : MPI_UNDEFINED, world_rank(), &comm);
+  return comm;
+}
+
+}  // namespace
+
+TEST(Reshard, EverySaveAndLoadRankCount) {
+  TempDir dir;
+  const int world = world_size();
+  for (int n = 1; n <= world; ++n) {
+    for (int m = 1; m <= world; ++m) {
+      for (int variant = 0; variant < 4; ++variant) {
+        const std::string id = dir / ("n" + std::to_string(n) + "_m" + std::to_string(m) + "_v" + std::to_string(variant));
+        MPI_Comm save_comm = sub_communicator(n);
+        if (save_comm != MPI_COMM_NULL) {
+          save_on(save_comm, id, variant);
+          MPI_Comm_free(&save_comm);
+        }
+        MPI_Comm load_comm = sub_communicator(m);
+        if (load_comm != MPI_COMM_NULL) {
+          load_and_check(load_comm, id, variant, n);
+          MPI_Comm_free(&load_comm);
+        }
+      }
+    }
+  }
+}

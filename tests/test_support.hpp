@@ -1,0 +1,80 @@
+// Helpers shared by the MPI tests: a temporary directory per test, decompositions, data patterns.
+#pragma once
+
+#include <cairn/cairn.hpp>
+
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace cairn::test {
+
+int world_rank();
+int world_size();
+
+/// Collective over `comm`: a fresh directory made by rank 0, removed when the object dies.
+class TempDir {
+ public:
+  explicit TempDir(MPI_Comm comm = MPI_COMM_WORLD);
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::string& path() const { return m_path; }
+  std::string operator/(const std::string& name) const { return m_path + "/" + name; }
+
+ private:
+  MPI_Comm m_comm;
+  std::string m_path;
+};
+
+/// A block of a global index space.
+struct Block {
+  Extents offset;
+  Extents shape;
+};
+
+/// How a global array is cut among ranks in the tests.
+enum class Decomposition {
+  Slabs,        ///< uneven slabs of the first dimension, one per rank
+  Grid,         ///< a block grid over every dimension, one block per rank (uneven where needed)
+  EmptyFirst,   ///< rank 0 holds nothing, the others share slabs
+  TwoPerRank,   ///< every rank holds two slabs (cyclic), so a rank has several chunks
+};
+
+/// The blocks rank `part` of `parts` holds of `shape` under `kind`.
+std::vector<Block> decompose(const Extents& shape, int parts, int part, Decomposition kind);
+
+/// A value determined by an element's global linear index and a per-array seed.
+double pattern(std::int64_t linear_index, int seed);
+
+/// Global linear (row-major) index of local element `local` of `block` inside `shape`.
+std::int64_t global_linear(const Extents& shape, const Block& block, const Extents& local);
+
+/// Visits every element of `block`, with the local multi-index and the row-major local position.
+void for_each_element(const Block& block, const std::function<void(const Extents&, std::int64_t)>& visit);
+
+/// Position of local element `local` in a column-major buffer of `shape`.
+std::int64_t column_major_position(const Extents& shape, const Extents& local);
+
+/// Runs `body` and checks that it throws `E` on this rank with `needle` in the message.
+template <class E, class Body>
+void expect_error(Body&& body, const std::string& needle) {
+  try {
+    body();
+    ADD_FAILURE() << "expected an error containing '" << needle << "' on rank " << world_rank();
+  } catch (const E& e) {
+    EXPECT_NE(std::string(e.what()).find(needle), std::string::npos)
+        << "rank " << world_rank() << ": message was: " << e.what();
+  } catch (const std::exception& e) {
+    ADD_FAILURE() << "rank " << world_rank() << ": wrong exception type; message: " << e.what();
+  }
+}
+
+/// True on every rank when `local` is true on every rank of `comm`.
+bool all_ranks(bool local, MPI_Comm comm = MPI_COMM_WORLD);
+
+}  // namespace cairn::test
