@@ -56,8 +56,12 @@ constexpr std::int64_t samples_per_array = 64;
 double array_value(int a, std::int64_t global_index) {
   return std::ldexp(static_cast<double>(a + 1), 44) + static_cast<double>(global_index);
 }
-double replicated_value(std::int64_t i) { return std::ldexp(9.0, 44) + static_cast<double>(i); }
-double baseline_value(std::int64_t global_index) { return std::ldexp(7.0, 44) + static_cast<double>(global_index); }
+double replicated_value(std::int64_t i) {
+  return std::ldexp(9.0, 44) + static_cast<double>(i);
+}
+double baseline_value(std::int64_t global_index) {
+  return std::ldexp(7.0, 44) + static_cast<double>(global_index);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Command line
@@ -115,7 +119,8 @@ std::string parse_args(int argc, char** argv, Options& options) {
       options.json = true;
     } else if (arg == "--op") {
       if (!next_value()) return "--op needs a value";
-      if (value != "save" && value != "load" && value != "all") return "--op must be save, load or all, not '" + value + "'";
+      if (value != "save" && value != "load" && value != "all")
+        return "--op must be save, load or all, not '" + value + "'";
       options.op = value;
     } else if (arg == "--mib-per-rank") {
       std::int64_t n = 0;
@@ -323,7 +328,8 @@ class H5Id {
   hid_t get() const noexcept { return m_id; }
   void close(const char* what) {
     const hid_t id = std::exchange(m_id, H5I_INVALID_HID);
-    if (id >= 0 && m_closer(id) < 0) throw std::runtime_error(std::string("HDF5 baseline: closing ") + what + " failed");
+    if (id >= 0 && m_closer(id) < 0)
+      throw std::runtime_error(std::string("HDF5 baseline: closing ") + what + " failed");
   }
 
  private:
@@ -564,7 +570,8 @@ class Bench {
     m_step = step_value;
     describe(m_source, m_arrays, m_replicated, m_step);
     m_baseline.resize(static_cast<std::size_t>(m_slab.count));
-    for (std::int64_t i = 0; i < m_slab.count; ++i) m_baseline[static_cast<std::size_t>(i)] = baseline_value(m_slab.offset + i);
+    for (std::int64_t i = 0; i < m_slab.count; ++i)
+      m_baseline[static_cast<std::size_t>(i)] = baseline_value(m_slab.offset + i);
   }
 
   // Collective: drops the page cache of `path` on every rank; the worst resident fraction. A
@@ -665,19 +672,20 @@ Figures figures(const Result& r, std::int64_t bytes) {
   return {mib_per_s(bytes, median(r.cairn_s)), mib_per_s(bytes, median(r.posix_s)), mib_per_s(bytes, median(r.hdf5_s))};
 }
 
-double ratio(double a, double b) { return b > 0.0 ? a / b : 0.0; }
+double ratio(double a, double b) {
+  return b > 0.0 ? a / b : 0.0;
+}
 
 void print_json(const Result& r, const Options& options, int ranks, std::int64_t bytes) {
   const Figures f = figures(r, bytes);
-  std::string line = "{\"op\":\"" + r.op + "\",\"ranks\":" + std::to_string(ranks) +
-                     ",\"mib_per_rank\":" + std::to_string(options.mib_per_rank) +
-                     ",\"runs\":" + std::to_string(options.runs) + ",\"bytes_total\":" + std::to_string(bytes) +
-                     ",\"cairn_mib_s\":" + json_number(f.cairn) + ",\"posix_mib_s\":" + json_number(f.posix) +
-                     ",\"hdf5_mib_s\":" + json_number(f.hdf5) +
-                     ",\"cairn_over_hdf5\":" + json_number(ratio(f.cairn, f.hdf5)) +
-                     ",\"cairn_over_posix\":" + json_number(ratio(f.cairn, f.posix)) +
-                     ",\"cairn_s\":" + json_list(r.cairn_s) + ",\"posix_s\":" + json_list(r.posix_s) +
-                     ",\"hdf5_s\":" + json_list(r.hdf5_s);
+  std::string line =
+      "{\"op\":\"" + r.op + "\",\"ranks\":" + std::to_string(ranks) +
+      ",\"mib_per_rank\":" + std::to_string(options.mib_per_rank) + ",\"runs\":" + std::to_string(options.runs) +
+      ",\"bytes_total\":" + std::to_string(bytes) + ",\"cairn_mib_s\":" + json_number(f.cairn) +
+      ",\"posix_mib_s\":" + json_number(f.posix) + ",\"hdf5_mib_s\":" + json_number(f.hdf5) +
+      ",\"cairn_over_hdf5\":" + json_number(ratio(f.cairn, f.hdf5)) +
+      ",\"cairn_over_posix\":" + json_number(ratio(f.cairn, f.posix)) + ",\"cairn_s\":" + json_list(r.cairn_s) +
+      ",\"posix_s\":" + json_list(r.posix_s) + ",\"hdf5_s\":" + json_list(r.hdf5_s);
   if (r.op == "load") {
     line += ",\"reads_may_be_cached\":true,\"resident_after_drop\":{\"cairn\":" + json_number(r.resident_cairn) +
             ",\"posix\":" + json_number(r.resident_posix) + ",\"hdf5\":" + json_number(r.resident_hdf5) +
@@ -688,10 +696,11 @@ void print_json(const Result& r, const Options& options, int ranks, std::int64_t
 }
 
 void print_table(const std::vector<Result>& results, const Options& options, int ranks, std::int64_t bytes) {
-  std::printf("cairn_bench (Cairn %s): %d rank%s, %lld MiB per rank, %.2f MiB in all per run; median of %d runs, "
-              "alternating cairn, posix, hdf5\n",
-              cairn::version(), ranks, ranks == 1 ? "" : "s", static_cast<long long>(options.mib_per_rank),
-              static_cast<double>(bytes) / static_cast<double>(mib), options.runs);
+  std::printf(
+      "cairn_bench (Cairn %s): %d rank%s, %lld MiB per rank, %.2f MiB in all per run; median of %d runs, "
+      "alternating cairn, posix, hdf5\n",
+      cairn::version(), ranks, ranks == 1 ? "" : "s", static_cast<long long>(options.mib_per_rank),
+      static_cast<double>(bytes) / static_cast<double>(mib), options.runs);
   std::printf("MiB/s is aggregate: all ranks' bytes / the slowest rank's wall time between barriers\n\n");
   std::printf("%-5s %6s %9s %12s %12s %12s %11s %12s\n", "op", "ranks", "MiB/rank", "cairn MiB/s", "posix MiB/s",
               "hdf5 MiB/s", "cairn/hdf5", "cairn/posix");
@@ -713,10 +722,11 @@ void print_table(const std::vector<Result>& results, const Options& options, int
   }
   for (const Result& r : results) {
     if (r.op != "load") continue;
-    std::printf("\nnote: reads may be served from the page cache: dropping it (fsync + POSIX_FADV_DONTNEED) is best "
-                "effort;\n      largest fraction of pages still resident after the drop: cairn %.0f%%, posix %.0f%%, "
-                "hdf5 %.0f%%\n",
-                100.0 * r.resident_cairn, 100.0 * r.resident_posix, 100.0 * r.resident_hdf5);
+    std::printf(
+        "\nnote: reads may be served from the page cache: dropping it (fsync + POSIX_FADV_DONTNEED) is best "
+        "effort;\n      largest fraction of pages still resident after the drop: cairn %.0f%%, posix %.0f%%, "
+        "hdf5 %.0f%%\n",
+        100.0 * r.resident_cairn, 100.0 * r.resident_posix, 100.0 * r.resident_hdf5);
     std::printf("load check (sampled values of every array, the replicated array, the step): %s\n",
                 r.verified ? "passed" : "FAILED");
   }

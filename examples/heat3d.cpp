@@ -59,8 +59,7 @@ std::int64_t parse_int(const std::string& flag, const char* text) {
   errno = 0;
   char* end = nullptr;
   const long long value = std::strtoll(text, &end, 10);
-  if (errno != 0 || end == text || *end != '\0')
-    throw ArgumentError(flag + " needs an integer, not '" + text + "'");
+  if (errno != 0 || end == text || *end != '\0') throw ArgumentError(flag + " needs an integer, not '" + text + "'");
   return static_cast<std::int64_t>(value);
 }
 
@@ -147,9 +146,8 @@ class Domain {
     MPI_Dims_create(size, 3, dims.data());
     for (int d = 0; d < 3; ++d) {
       if (dims[d] > n)
-        throw ArgumentError("--n " + std::to_string(n) + " is too small for " +
-                            std::to_string(size) + " ranks (" + std::to_string(dims[d]) +
-                            " along one axis)");
+        throw ArgumentError("--n " + std::to_string(n) + " is too small for " + std::to_string(size) + " ranks (" +
+                            std::to_string(dims[d]) + " along one axis)");
     }
     const std::array<int, 3> periods{0, 0, 0};
     // No reordering: rank r of the cartesian communicator is rank r of `world`.
@@ -184,9 +182,7 @@ class Domain {
   const std::array<int, 3>& dims() const noexcept { return m_dims; }
   std::int64_t offset(int d) const noexcept { return m_offset[d]; }
   std::int64_t count(int d) const noexcept { return m_count[d]; }
-  std::size_t padded_size() const noexcept {
-    return static_cast<std::size_t>(m_padded[0] * m_padded[1] * m_padded[2]);
-  }
+  std::size_t padded_size() const noexcept { return static_cast<std::size_t>(m_padded[0] * m_padded[1] * m_padded[2]); }
   // Position in the haloed array of local cell (i, j, k); interior cells are 1..count.
   std::size_t at(std::int64_t i, std::int64_t j, std::int64_t k) const noexcept {
     return static_cast<std::size_t>(i * m_strides[0] + j * m_strides[1] + k);
@@ -198,11 +194,11 @@ class Domain {
   void exchange_halos(std::vector<double>& u) const {
     for (int d = 0; d < 3; ++d) {
       // My high face to the high neighbour; the low neighbour's high face into my low halo.
-      MPI_Sendrecv(u.data(), 1, m_face_types[4 * d + 0], m_high[d], 2 * d, u.data(), 1,
-                   m_face_types[4 * d + 1], m_low[d], 2 * d, m_cart, MPI_STATUS_IGNORE);
+      MPI_Sendrecv(u.data(), 1, m_face_types[4 * d + 0], m_high[d], 2 * d, u.data(), 1, m_face_types[4 * d + 1],
+                   m_low[d], 2 * d, m_cart, MPI_STATUS_IGNORE);
       // My low face to the low neighbour; the high neighbour's low face into my high halo.
-      MPI_Sendrecv(u.data(), 1, m_face_types[4 * d + 2], m_low[d], 2 * d + 1, u.data(), 1,
-                   m_face_types[4 * d + 3], m_high[d], 2 * d + 1, m_cart, MPI_STATUS_IGNORE);
+      MPI_Sendrecv(u.data(), 1, m_face_types[4 * d + 2], m_low[d], 2 * d + 1, u.data(), 1, m_face_types[4 * d + 3],
+                   m_high[d], 2 * d + 1, m_cart, MPI_STATUS_IGNORE);
     }
   }
 
@@ -220,8 +216,7 @@ class Domain {
         std::array<int, 3> starts{1, 1, 1};
         starts[d] = planes[f];
         MPI_Datatype& type = m_face_types[4 * d + f];
-        MPI_Type_create_subarray(3, sizes.data(), sub.data(), starts.data(), MPI_ORDER_C,
-                                 MPI_DOUBLE, &type);
+        MPI_Type_create_subarray(3, sizes.data(), sub.data(), starts.data(), MPI_ORDER_C, MPI_DOUBLE, &type);
         MPI_Type_commit(&type);
       }
     }
@@ -259,8 +254,7 @@ double initial_value(std::int64_t gi, std::int64_t gj, std::int64_t gk, std::int
   const double dy = y - 0.6;
   const double dz = z - 0.45;
   const bool in_sphere = dx * dx + dy * dy + dz * dz < 0.2 * 0.2;
-  return (in_sphere ? 1.0 : 0.0) + 0.25 * std::sin(kPi * x) * std::cos(0.5 * kPi * y) * (1.0 + z) +
-         0.1 * x * y;
+  return (in_sphere ? 1.0 : 0.0) + 0.25 * std::sin(kPi * x) * std::cos(0.5 * kPi * y) * (1.0 + z) + 0.1 * x * y;
 }
 
 // Fixed temperature of the boundary layer around the grid: warm on the x = 0 side, cooling along y.
@@ -276,8 +270,8 @@ void fill_initial(const Domain& dom, std::vector<double>& u) {
   for (std::int64_t i = 1; i <= dom.count(0); ++i)
     for (std::int64_t j = 1; j <= dom.count(1); ++j)
       for (std::int64_t k = 1; k <= dom.count(2); ++k)
-        u[dom.at(i, j, k)] = initial_value(dom.offset(0) + i - 1, dom.offset(1) + j - 1,
-                                           dom.offset(2) + k - 1, dom.n());
+        u[dom.at(i, j, k)] =
+            initial_value(dom.offset(0) + i - 1, dom.offset(1) + j - 1, dom.offset(2) + k - 1, dom.n());
 }
 
 // Sets the halo cells of `u` that lie outside the global grid to the boundary values.
@@ -296,8 +290,7 @@ void fill_boundary(const Domain& dom, std::vector<double>& u) {
 
 // One explicit step: next = u + alpha * laplacian(u). Every cell is updated by the same expression
 // in the same order whatever the decomposition, so the result is bitwise independent of it.
-void step_field(const Domain& dom, const std::vector<double>& u, std::vector<double>& next,
-                double alpha) {
+void step_field(const Domain& dom, const std::vector<double>& u, std::vector<double>& next, double alpha) {
   const std::int64_t si = dom.strides()[0];
   const std::int64_t sj = dom.strides()[1];
   for (std::int64_t i = 1; i <= dom.count(0); ++i)
@@ -306,8 +299,7 @@ void step_field(const Domain& dom, const std::vector<double>& u, std::vector<dou
       double* out = next.data() + dom.at(i, j, 1);
       for (std::int64_t k = 0; k < dom.count(2); ++k) {
         const double centre = c[k];
-        const double sum =
-            ((c[k - si] + c[k + si]) + (c[k - sj] + c[k + sj])) + (c[k - 1] + c[k + 1]);
+        const double sum = ((c[k - si] + c[k + si]) + (c[k - sj] + c[k + sj])) + (c[k - 1] + c[k + 1]);
         out[k] = centre + alpha * (sum - 6.0 * centre);
       }
     }
@@ -322,8 +314,7 @@ std::uint64_t checksum(const Domain& dom, const std::vector<double>& u) {
     for (std::int64_t j = 1; j <= dom.count(1); ++j)
       for (std::int64_t k = 1; k <= dom.count(2); ++k) {
         const double value = u[dom.at(i, j, k)];
-        const std::int64_t g =
-            ((dom.offset(0) + i - 1) * n + (dom.offset(1) + j - 1)) * n + (dom.offset(2) + k - 1);
+        const std::int64_t g = ((dom.offset(0) + i - 1) * n + (dom.offset(1) + j - 1)) * n + (dom.offset(2) + k - 1);
         local += XXH3_64bits_withSeed(&value, sizeof value, static_cast<XXH64_hash_t>(g));
       }
   std::uint64_t global = 0;
@@ -342,11 +333,10 @@ cairn::Chunk interior_chunk(const Domain& dom, std::vector<double>& u) {
 }
 
 // The checkpointed state. Built before every save and load: it points into the current buffers.
-cairn::State describe_state(const Domain& dom, std::vector<double>& u, std::int64_t& step,
-                            double& time, std::int64_t& grid_n) {
+cairn::State describe_state(const Domain& dom, std::vector<double>& u, std::int64_t& step, double& time,
+                            std::int64_t& grid_n) {
   cairn::State state;
-  cairn::ArrayEntry& field =
-      state.add_array("fields/temperature", cairn::DType::Float64, {dom.n(), dom.n(), dom.n()});
+  cairn::ArrayEntry& field = state.add_array("fields/temperature", cairn::DType::Float64, {dom.n(), dom.n(), dom.n()});
   field.chunks.push_back(interior_chunk(dom, u));
   state.add_scalar("step", step);
   state.add_scalar("time", time);
@@ -374,10 +364,10 @@ int run(const Options& opt, MPI_Comm world) {
   std::int64_t grid_n = opt.n;
 
   if (root) {
-    std::printf("heat3d: %" PRId64 "^3 grid on %d ranks (%d x %d x %d), to step %" PRId64
-                ", checkpoint every %" PRId64 " steps in %s\n",
-                opt.n, dom.size(), dom.dims()[0], dom.dims()[1], dom.dims()[2], opt.steps,
-                opt.checkpoint_every, opt.dir.c_str());
+    std::printf("heat3d: %" PRId64 "^3 grid on %d ranks (%d x %d x %d), to step %" PRId64 ", checkpoint every %" PRId64
+                " steps in %s\n",
+                opt.n, dom.size(), dom.dims()[0], dom.dims()[1], dom.dims()[2], opt.steps, opt.checkpoint_every,
+                opt.dir.c_str());
   }
 
   bool resumed = false;
@@ -385,8 +375,7 @@ int run(const Options& opt, MPI_Comm world) {
     std::int64_t newest = root ? newest_checkpoint(opt.dir) : -1;
     MPI_Bcast(&newest, 1, MPI_INT64_T, 0, dom.comm());
     if (newest < 0) {
-      if (root)
-        std::printf("restart: no checkpoint in %s; starting from step 0\n", opt.dir.c_str());
+      if (root) std::printf("restart: no checkpoint in %s; starting from step 0\n", opt.dir.c_str());
     } else {
       const std::string id = checkpoint_name(opt.dir, newest);
       // Check the grid size first, so that a mismatch is reported as such rather than as a
@@ -402,8 +391,8 @@ int run(const Options& opt, MPI_Comm world) {
       checkpointer.load(state, id);
       resumed = true;
       if (root)
-        std::printf("restart: resumed from %s at step %" PRId64 " (time %.9g) on %d ranks\n",
-                    id.c_str(), step, time, dom.size());
+        std::printf("restart: resumed from %s at step %" PRId64 " (time %.9g) on %d ranks\n", id.c_str(), step, time,
+                    dom.size());
     }
   }
   if (!resumed) fill_initial(dom, u);

@@ -55,8 +55,8 @@ class BadInput : public ::testing::Test {
     if (world_rank() == 0) {
       for (const auto& e : std::filesystem::directory_iterator(dir.path())) {
         const std::string name = e.path().filename().string();
-        EXPECT_TRUE(name == "good" || name == "file" || name == "foreign" || name == "truncated" || name == "readonly" ||
-                    name == "full" || name == "garbage")
+        EXPECT_TRUE(name == "good" || name == "file" || name == "foreign" || name == "truncated" ||
+                    name == "readonly" || name == "full" || name == "garbage")
             << "unexpected leftover " << name;
       }
     }

@@ -123,14 +123,18 @@ TEST(DefaultPlanner, CrossRankChecks) {
     s.add_array("x", dtype, shape).add_chunk(offset, extent, dummy.data());
     return planner.create_local_plan(s, rank, 2);
   };
-  GlobalPlan ok = planner.create_global_plan({local(DType::Float64, {8}, {0}, {4}, 0), local(DType::Float64, {8}, {4}, {4}, 1)});
+  GlobalPlan ok =
+      planner.create_global_plan({local(DType::Float64, {8}, {0}, {4}, 0), local(DType::Float64, {8}, {4}, {4}, 1)});
   ASSERT_EQ(ok.items_per_rank.size(), 2u);
   EXPECT_EQ(ok.items_per_rank[1][0].region, (Region{{4}, {4}}));
   EXPECT_EQ(ok.entries[0].max_items_per_rank, 1);
-  EXPECT_THROW(planner.create_global_plan({local(DType::Float64, {8}, {0}, {5}, 0), local(DType::Float64, {8}, {4}, {4}, 1)}),
-               UsageError);
-  EXPECT_THROW(planner.create_global_plan({local(DType::Float64, {8}, {0}, {4}, 0), local(DType::Float32, {8}, {4}, {4}, 1)}),
-               UsageError);
-  EXPECT_THROW(planner.create_global_plan({local(DType::Float64, {8}, {0}, {4}, 0), local(DType::Float64, {9}, {4}, {4}, 1)}),
-               UsageError);
+  EXPECT_THROW(
+      planner.create_global_plan({local(DType::Float64, {8}, {0}, {5}, 0), local(DType::Float64, {8}, {4}, {4}, 1)}),
+      UsageError);
+  EXPECT_THROW(
+      planner.create_global_plan({local(DType::Float64, {8}, {0}, {4}, 0), local(DType::Float32, {8}, {4}, {4}, 1)}),
+      UsageError);
+  EXPECT_THROW(
+      planner.create_global_plan({local(DType::Float64, {8}, {0}, {4}, 0), local(DType::Float64, {9}, {4}, {4}, 1)}),
+      UsageError);
 }

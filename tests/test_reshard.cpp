@@ -38,7 +38,9 @@ void save_on(MPI_Comm comm, const std::string& id, int variant) {
     const auto blocks = decompose(spec.shape, size, rank, kinds[(static_cast<std::size_t>(variant) + a) % 4]);
     for (const Block& b : blocks) {
       std::vector<double> data;
-      for_each_element(b, [&](const Extents& l, std::int64_t) { data.push_back(pattern(global_linear(spec.shape, b, l), spec.seed)); });
+      for_each_element(b, [&](const Extents& l, std::int64_t) {
+        data.push_back(pattern(global_linear(spec.shape, b, l), spec.seed));
+      });
       storage.push_back(std::move(data));
     }
   }
@@ -86,7 +88,8 @@ void load_and_check(MPI_Comm comm, const std::string& id, int variant, int saved
       std::size_t mismatches = 0;
       for_each_element(b, [&](const Extents& l, std::int64_t pos) {
         const auto at = layout == Layout::ColumnMajor ? column_major_position(b.shape, l) : pos;
-        if (data[static_cast<std::size_t>(at)] != pattern(global_linear(specs[a].shape, b, l), specs[a].seed)) ++mismatches;
+        if (data[static_cast<std::size_t>(at)] != pattern(global_linear(specs[a].shape, b, l), specs[a].seed))
+          ++mismatches;
       });
       EXPECT_EQ(mismatches, 0u) << specs[a].name << ": saved on " << saved_on << " ranks ("
                                 << kind_name(kinds[(static_cast<std::size_t>(variant) + a) % 4]) << "), loaded on "
@@ -111,7 +114,8 @@ TEST(Reshard, EverySaveAndLoadRankCount) {
   for (int n = 1; n <= world; ++n) {
     for (int m = 1; m <= world; ++m) {
       for (int variant = 0; variant < 4; ++variant) {
-        const std::string id = dir / ("n" + std::to_string(n) + "_m" + std::to_string(m) + "_v" + std::to_string(variant));
+        const std::string id =
+            dir / ("n" + std::to_string(n) + "_m" + std::to_string(m) + "_v" + std::to_string(variant));
         MPI_Comm save_comm = sub_communicator(n);
         if (save_comm != MPI_COMM_NULL) {
           save_on(save_comm, id, variant);

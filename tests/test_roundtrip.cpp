@@ -11,7 +11,7 @@ using namespace cairn::test;
 
 namespace {
 
-const std::vector<DType> all_dtypes = {DType::Int8,   DType::Int16,   DType::Int32,   DType::Int64, DType::UInt8,
+const std::vector<DType> all_dtypes = {DType::Int8,   DType::Int16,   DType::Int32,   DType::Int64,   DType::UInt8,
                                        DType::UInt16, DType::UInt32,  DType::UInt64,  DType::Float32, DType::Float64,
                                        DType::Bool,   DType::Float16, DType::BFloat16};
 
@@ -39,8 +39,7 @@ void fill_element(DType dtype, std::int64_t linear, int seed, std::byte* out) {
       std::memcpy(out, &bits, 2);
       return;
     }
-    default:
-      std::memcpy(out, &v, size);
+    default: std::memcpy(out, &v, size);
   }
 }
 
@@ -54,8 +53,9 @@ SavedArray make_array(DType dtype, const Extents& shape, Decomposition kind, int
   a.blocks = decompose(shape, world_size(), world_rank(), kind);
   const std::size_t esize = dtype_size(dtype);
   for (const Block& b : a.blocks) {
-    std::vector<std::byte> data(static_cast<std::size_t>(std::accumulate(b.shape.begin(), b.shape.end(), std::int64_t{1},
-                                                                         std::multiplies<>())) * esize);
+    std::vector<std::byte> data(static_cast<std::size_t>(std::accumulate(b.shape.begin(), b.shape.end(),
+                                                                         std::int64_t{1}, std::multiplies<>())) *
+                                esize);
     for_each_element(b, [&](const Extents& local, std::int64_t pos) {
       fill_element(dtype, global_linear(shape, b, local), seed, data.data() + static_cast<std::size_t>(pos) * esize);
     });
@@ -66,7 +66,8 @@ SavedArray make_array(DType dtype, const Extents& shape, Decomposition kind, int
 
 void add(State& state, const std::string& name, DType dtype, const Extents& shape, SavedArray& a) {
   ArrayEntry& entry = state.add_array(name, dtype, shape);
-  for (std::size_t i = 0; i < a.blocks.size(); ++i) entry.add_chunk(a.blocks[i].offset, a.blocks[i].shape, a.chunks[i].data());
+  for (std::size_t i = 0; i < a.blocks.size(); ++i)
+    entry.add_chunk(a.blocks[i].offset, a.blocks[i].shape, a.chunks[i].data());
 }
 
 SavedArray zeroed_like(const SavedArray& a) {
@@ -83,7 +84,8 @@ TEST(Roundtrip, EveryDtype) {
   State state;
   std::vector<SavedArray> saved;
   saved.reserve(all_dtypes.size());
-  for (std::size_t i = 0; i < all_dtypes.size(); ++i) saved.push_back(make_array(all_dtypes[i], shape, Decomposition::Slabs, static_cast<int>(i)));
+  for (std::size_t i = 0; i < all_dtypes.size(); ++i)
+    saved.push_back(make_array(all_dtypes[i], shape, Decomposition::Slabs, static_cast<int>(i)));
   for (std::size_t i = 0; i < all_dtypes.size(); ++i)
     add(state, "dtypes/" + std::string(dtype_name(all_dtypes[i])), all_dtypes[i], shape, saved[i]);
   Checkpointer ck(MPI_COMM_WORLD);
@@ -97,14 +99,16 @@ TEST(Roundtrip, EveryDtype) {
     add(loaded_state, "dtypes/" + std::string(dtype_name(all_dtypes[i])), all_dtypes[i], shape, loaded[i]);
   ck.load(loaded_state, dir / "ckpt");
   for (std::size_t i = 0; i < all_dtypes.size(); ++i)
-    EXPECT_EQ(loaded[i].chunks, saved[i].chunks) << "dtype " << dtype_name(all_dtypes[i]) << " on rank " << world_rank();
+    EXPECT_EQ(loaded[i].chunks, saved[i].chunks)
+        << "dtype " << dtype_name(all_dtypes[i]) << " on rank " << world_rank();
 }
 
 TEST(Roundtrip, BlobsAndScalars) {
   TempDir dir;
   const int rank = world_rank();
   std::vector<std::byte> rng_state(static_cast<std::size_t>(10 + 7 * rank));  // sizes differ per rank
-  for (std::size_t i = 0; i < rng_state.size(); ++i) rng_state[i] = static_cast<std::byte>(rank * 31 + static_cast<int>(i));
+  for (std::size_t i = 0; i < rng_state.size(); ++i)
+    rng_state[i] = static_cast<std::byte>(rank * 31 + static_cast<int>(i));
   char config[] = "replicated-config-blob";
   std::int64_t step = 420;
   double time = 3.25;
@@ -190,14 +194,18 @@ TEST(Roundtrip, ColumnMajorAndStridedChunks) {
     const Extents hs{b.shape[0] + 2, b.shape[1] + 2, b.shape[2] + 2};
     std::vector<double> data(static_cast<std::size_t>(hs[0] * hs[1] * hs[2]), -1.0);
     for_each_element(b, [&](const Extents& l, std::int64_t) {
-      data[static_cast<std::size_t>(((l[0] + 1) * hs[1] + l[1] + 1) * hs[2] + l[2] + 1)] = pattern(global_linear(shape, b, l), 2);
+      data[static_cast<std::size_t>(((l[0] + 1) * hs[1] + l[1] + 1) * hs[2] + l[2] + 1)] =
+          pattern(global_linear(shape, b, l), 2);
     });
     haloed.push_back(std::move(data));
     halo_shapes.push_back(hs);
   }
   for (std::size_t i = 0; i < blocks.size(); ++i) {
     const Extents& hs = halo_shapes[i];
-    Chunk c{blocks[i].offset, blocks[i].shape, haloed[i].data() + (hs[1] * hs[2] + hs[2] + 1), Layout::RowMajor,
+    Chunk c{blocks[i].offset,
+            blocks[i].shape,
+            haloed[i].data() + (hs[1] * hs[2] + hs[2] + 1),
+            Layout::RowMajor,
             {hs[1] * hs[2], hs[2], 1}};
     g.chunks.push_back(c);
   }
@@ -215,7 +223,8 @@ TEST(Roundtrip, ColumnMajorAndStridedChunks) {
   }
   State back2;
   ArrayEntry& fb2 = back2.add_array("fields/f", DType::Float64, shape);
-  for (std::size_t i = 0; i < load_blocks.size(); ++i) fb2.add_chunk(load_blocks[i].offset, load_blocks[i].shape, f_back[i].data());
+  for (std::size_t i = 0; i < load_blocks.size(); ++i)
+    fb2.add_chunk(load_blocks[i].offset, load_blocks[i].shape, f_back[i].data());
   ArrayEntry& gb2 = back2.add_array("fields/g", DType::Float64, shape);
   for (std::size_t i = 0; i < load_blocks.size(); ++i)
     gb2.add_chunk(load_blocks[i].offset, load_blocks[i].shape, g_back[i].data(), Layout::ColumnMajor);
@@ -225,7 +234,8 @@ TEST(Roundtrip, ColumnMajorAndStridedChunks) {
     for_each_element(b, [&](const Extents& l, std::int64_t pos) {
       const std::int64_t linear = global_linear(shape, b, l);
       EXPECT_EQ(f_back[i][static_cast<std::size_t>(pos)], pattern(linear, 1)) << "f at " << linear;
-      EXPECT_EQ(g_back[i][static_cast<std::size_t>(column_major_position(b.shape, l))], pattern(linear, 2)) << "g at " << linear;
+      EXPECT_EQ(g_back[i][static_cast<std::size_t>(column_major_position(b.shape, l))], pattern(linear, 2))
+          << "g at " << linear;
     });
   }
 }
@@ -290,7 +300,8 @@ TEST(Roundtrip, OverwriteRules) {
     for (std::size_t i = 0; i < values.size(); ++i) values[i] = base + rank * 8 + static_cast<double>(i);
   };
   State state;
-  state.add_array("x", Extents{8 * static_cast<std::int64_t>(world_size())}, Extents{8 * rank}, Extents{8}, values.data());
+  state.add_array("x", Extents{8 * static_cast<std::int64_t>(world_size())}, Extents{8 * rank}, Extents{8},
+                  values.data());
   Checkpointer ck(MPI_COMM_WORLD);
   fill(0);
   ck.save(state, dir / "ckpt");
@@ -298,14 +309,17 @@ TEST(Roundtrip, OverwriteRules) {
   expect_error<UsageError>([&] { ck.save(state, dir / "ckpt"); }, "already exists");
   std::vector<double> back(8);
   State load_state;
-  load_state.add_array("x", Extents{8 * static_cast<std::int64_t>(world_size())}, Extents{8 * rank}, Extents{8}, back.data());
+  load_state.add_array("x", Extents{8 * static_cast<std::int64_t>(world_size())}, Extents{8 * rank}, Extents{8},
+                       back.data());
   ck.load(load_state, dir / "ckpt");
-  for (std::size_t i = 0; i < back.size(); ++i) EXPECT_EQ(back[i], rank * 8 + static_cast<double>(i)) << "old checkpoint kept";
+  for (std::size_t i = 0; i < back.size(); ++i)
+    EXPECT_EQ(back[i], rank * 8 + static_cast<double>(i)) << "old checkpoint kept";
   SaveOptions overwrite;
   overwrite.overwrite = true;
   ck.save(state, dir / "ckpt", overwrite);
   ck.load(load_state, dir / "ckpt");
-  for (std::size_t i = 0; i < back.size(); ++i) EXPECT_EQ(back[i], 100 + rank * 8 + static_cast<double>(i)) << "replaced";
+  for (std::size_t i = 0; i < back.size(); ++i)
+    EXPECT_EQ(back[i], 100 + rank * 8 + static_cast<double>(i)) << "replaced";
 }
 
 TEST(Roundtrip, CachedPlanFollowsStructureChanges) {

@@ -1,8 +1,8 @@
 #include "test_support.hpp"
 
+#include <unistd.h>
 #include <cstdlib>
 #include <filesystem>
-#include <unistd.h>
 
 namespace cairn::test {
 
@@ -80,12 +80,12 @@ std::vector<Block> decompose(const Extents& shape, int parts, int part, Decompos
     return b;
   };
   switch (kind) {
-    case Decomposition::Slabs:
-      blocks.push_back(slab(part, parts));
-      break;
+    case Decomposition::Slabs: blocks.push_back(slab(part, parts)); break;
     case Decomposition::EmptyFirst:
-      if (parts == 1) blocks.push_back(slab(0, 1));
-      else if (part > 0) blocks.push_back(slab(part - 1, parts - 1));
+      if (parts == 1)
+        blocks.push_back(slab(0, 1));
+      else if (part > 0)
+        blocks.push_back(slab(part - 1, parts - 1));
       break;
     case Decomposition::TwoPerRank:
       blocks.push_back(slab(part, 2 * parts));

@@ -39,10 +39,10 @@ struct Block {
 
 /// How a global array is cut among ranks in the tests.
 enum class Decomposition {
-  Slabs,        ///< uneven slabs of the first dimension, one per rank
-  Grid,         ///< a block grid over every dimension, one block per rank (uneven where needed)
-  EmptyFirst,   ///< rank 0 holds nothing, the others share slabs
-  TwoPerRank,   ///< every rank holds two slabs (cyclic), so a rank has several chunks
+  Slabs,       ///< uneven slabs of the first dimension, one per rank
+  Grid,        ///< a block grid over every dimension, one block per rank (uneven where needed)
+  EmptyFirst,  ///< rank 0 holds nothing, the others share slabs
+  TwoPerRank,  ///< every rank holds two slabs (cyclic), so a rank has several chunks
 };
 
 /// The blocks rank `part` of `parts` holds of `shape` under `kind`.

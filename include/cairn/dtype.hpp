@@ -46,10 +46,10 @@ bool dtype_converts_losslessly(DType from, DType to) noexcept;
 template <class T>
 constexpr DType dtype_of() noexcept;
 
-#define CAIRN_DTYPE_OF(T, D)                  \
-  template <>                                 \
-  constexpr DType dtype_of<T>() noexcept {    \
-    return DType::D;                          \
+#define CAIRN_DTYPE_OF(T, D)               \
+  template <>                              \
+  constexpr DType dtype_of<T>() noexcept { \
+    return DType::D;                       \
   }
 CAIRN_DTYPE_OF(std::int8_t, Int8)
 CAIRN_DTYPE_OF(std::int16_t, Int16)

@@ -23,9 +23,7 @@ enum class ScalarType : std::uint8_t { None = 0, Int64 = 1, Float64 = 2, String 
 struct Region {
   Extents offset;
   Extents shape;
-  friend bool operator==(const Region& a, const Region& b) {
-    return a.offset == b.offset && a.shape == b.shape;
-  }
+  friend bool operator==(const Region& a, const Region& b) { return a.offset == b.offset && a.shape == b.shape; }
 };
 
 /// A scalar's saved value (monostate until the save has read it).

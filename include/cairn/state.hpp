@@ -109,34 +109,29 @@ class State {
 
   /// Adds a sharded array of which this rank holds one contiguous chunk.
   template <class T>
-  ArrayEntry& add_array(std::string name, Extents global_shape, Extents offset, Extents local_shape,
-                        T* data, Layout layout = Layout::RowMajor) {
+  ArrayEntry& add_array(std::string name, Extents global_shape, Extents offset, Extents local_shape, T* data,
+                        Layout layout = Layout::RowMajor) {
     ArrayEntry& array = add_array(std::move(name), dtype_of<T>(), std::move(global_shape));
     return array.add_chunk(std::move(offset), std::move(local_shape), erase_const(data), layout);
   }
 
   /// Adds an array that every rank holds whole and identically; it is written once.
   template <class T>
-  ArrayEntry& add_replicated_array(std::string name, Extents shape, T* data,
-                                   Layout layout = Layout::RowMajor) {
+  ArrayEntry& add_replicated_array(std::string name, Extents shape, T* data, Layout layout = Layout::RowMajor) {
     ArrayEntry& array = add_array(std::move(name), dtype_of<T>(), shape, Distribution::Replicated);
     return array.add_chunk(Extents(shape.size(), 0), shape, erase_const(data), layout);
   }
 
   /// Adds a fixed-size blob. Rank-local by default (each rank its own, e.g. an RNG state).
-  void add_bytes(std::string name, void* data, std::size_t size,
-                 Distribution distribution = Distribution::RankLocal);
+  void add_bytes(std::string name, void* data, std::size_t size, Distribution distribution = Distribution::RankLocal);
   /// Adds a blob held in a vector, which a load resizes to the saved size.
-  void add_bytes(std::string name, std::vector<std::byte>& bytes,
-                 Distribution distribution = Distribution::RankLocal);
+  void add_bytes(std::string name, std::vector<std::byte>& bytes, Distribution distribution = Distribution::RankLocal);
   /// Load only: receives every saved rank's value of rank-local blob `name`, indexed by saved rank.
   void add_bytes_from_all_ranks(std::string name, std::vector<std::vector<std::byte>>& out);
 
   /// Adds a scalar. Replicated scalars are written once, from rank 0, as HDF5 attributes.
-  void add_scalar(std::string name, std::int64_t& value,
-                  Distribution distribution = Distribution::Replicated);
-  void add_scalar(std::string name, double& value,
-                  Distribution distribution = Distribution::Replicated);
+  void add_scalar(std::string name, std::int64_t& value, Distribution distribution = Distribution::Replicated);
+  void add_scalar(std::string name, double& value, Distribution distribution = Distribution::Replicated);
   /// Adds a string attribute; always replicated.
   void add_scalar(std::string name, std::string& value);
 

@@ -49,8 +49,7 @@ class StorageWriter {
  public:
   virtual ~StorageWriter() = default;
   /// Collective. Creates the data files in `directory` laid out for `entries` (the global plan).
-  virtual void open(const std::string& directory, const std::vector<EntryInfo>& entries,
-                    ProcessGroup& group) = 0;
+  virtual void open(const std::string& directory, const std::vector<EntryInfo>& entries, ProcessGroup& group) = 0;
   /// Collective. Writes this rank's buffers.
   virtual void write(const std::vector<WriteBuffer>& buffers) = 0;
   /// Collective. Records `metadata`, makes everything durable (fsync) and closes the files.

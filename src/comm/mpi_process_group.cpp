@@ -18,7 +18,8 @@ void check(int rc, const char* call) {
 
 int to_count(std::size_t n, const char* call) {
   if (n > static_cast<std::size_t>(INT_MAX))
-    throw UnsupportedError(std::string(call) + ": a message of " + std::to_string(n) + " bytes exceeds MPI's int count");
+    throw UnsupportedError(std::string(call) + ": a message of " + std::to_string(n) +
+                           " bytes exceeds MPI's int count");
   return static_cast<int>(n);
 }
 
@@ -45,7 +46,9 @@ MpiProcessGroup::~MpiProcessGroup() {
   if (!finalized && m_comm != MPI_COMM_NULL) MPI_Comm_free(&m_comm);
 }
 
-void MpiProcessGroup::barrier() { check(MPI_Barrier(m_comm), "MPI_Barrier"); }
+void MpiProcessGroup::barrier() {
+  check(MPI_Barrier(m_comm), "MPI_Barrier");
+}
 
 void MpiProcessGroup::broadcast(void* data, std::size_t bytes, int root) {
   check(MPI_Bcast(data, to_count(bytes, "broadcast"), MPI_BYTE, root, m_comm), "MPI_Bcast");

@@ -33,34 +33,22 @@ void ByteReader::raw(void* out, std::size_t bytes) {
 }
 
 std::uint8_t ByteReader::u8() {
-  std::uint8_t v;
-  raw(&v, sizeof v);
-  return v;
+  return value<std::uint8_t>();
 }
 std::uint32_t ByteReader::u32() {
-  std::uint32_t v;
-  raw(&v, sizeof v);
-  return v;
+  return value<std::uint32_t>();
 }
 std::uint64_t ByteReader::u64() {
-  std::uint64_t v;
-  raw(&v, sizeof v);
-  return v;
+  return value<std::uint64_t>();
 }
 std::int32_t ByteReader::i32() {
-  std::int32_t v;
-  raw(&v, sizeof v);
-  return v;
+  return value<std::int32_t>();
 }
 std::int64_t ByteReader::i64() {
-  std::int64_t v;
-  raw(&v, sizeof v);
-  return v;
+  return value<std::int64_t>();
 }
 double ByteReader::f64() {
-  double v;
-  raw(&v, sizeof v);
-  return v;
+  return value<double>();
 }
 
 std::size_t ByteReader::count(std::size_t min_item_bytes) {

@@ -46,6 +46,13 @@ class ByteReader {
   [[noreturn]] void fail(const std::string& why) const;
 
  private:
+  template <class T>
+  T value() {
+    T v;
+    raw(&v, sizeof v);
+    return v;
+  }
+
   const std::byte* m_data;
   std::size_t m_size;
   std::size_t m_pos = 0;

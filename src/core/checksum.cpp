@@ -4,10 +4,16 @@
 
 namespace cairn::detail {
 
-std::uint64_t checksum(const void* data, std::size_t bytes) noexcept { return XXH3_64bits(data, bytes); }
+std::uint64_t checksum(const void* data, std::size_t bytes) noexcept {
+  return XXH3_64bits(data, bytes);
+}
 
-Checksummer::Checksummer() : m_state(XXH3_createState()) { XXH3_64bits_reset(static_cast<XXH3_state_t*>(m_state)); }
-Checksummer::~Checksummer() { XXH3_freeState(static_cast<XXH3_state_t*>(m_state)); }
+Checksummer::Checksummer() : m_state(XXH3_createState()) {
+  XXH3_64bits_reset(static_cast<XXH3_state_t*>(m_state));
+}
+Checksummer::~Checksummer() {
+  XXH3_freeState(static_cast<XXH3_state_t*>(m_state));
+}
 void Checksummer::update(const void* data, std::size_t bytes) noexcept {
   XXH3_64bits_update(static_cast<XXH3_state_t*>(m_state), data, bytes);
 }

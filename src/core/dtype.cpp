@@ -100,8 +100,7 @@ bool dtype_converts_losslessly(DType from, DType to) noexcept {
       if (t == Family::Float) return static_cast<int>(fs * 8) < mantissa_bits(to);
       return false;
     case Family::Float:
-      return t == Family::Float && mantissa_bits(to) >= mantissa_bits(from) &&
-             exponent_bits(to) >= exponent_bits(from);
+      return t == Family::Float && mantissa_bits(to) >= mantissa_bits(from) && exponent_bits(to) >= exponent_bits(from);
   }
   return false;
 }

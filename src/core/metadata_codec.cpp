@@ -103,9 +103,8 @@ Metadata decode_metadata(const std::byte* data, std::size_t size, const std::str
   ByteReader header(data + sizeof metadata_magic, size - sizeof metadata_magic, what);
   const std::uint32_t version = header.u32();
   if (version > format_version)
-    throw UnsupportedError(what + ": format version " + std::to_string(version) +
-                           " is newer than this library's (" + std::to_string(format_version) +
-                           "); upgrade Cairn to read it");
+    throw UnsupportedError(what + ": format version " + std::to_string(version) + " is newer than this library's (" +
+                           std::to_string(format_version) + "); upgrade Cairn to read it");
   std::uint64_t stored_sum;
   std::memcpy(&stored_sum, data + size - sizeof stored_sum, sizeof stored_sum);
   if (checksum(data, size - sizeof stored_sum) != stored_sum)
@@ -132,7 +131,8 @@ Metadata decode_metadata(const std::byte* data, std::size_t size, const std::str
     if (c.entry < 0 || static_cast<std::size_t>(c.entry) >= md.entries.size())
       in.fail("chunk " + std::to_string(i) + " names entry " + std::to_string(c.entry) + " of " +
               std::to_string(md.entries.size()));
-    if (c.rank < 0 || c.rank >= md.world_size) in.fail("chunk " + std::to_string(i) + " has rank " + std::to_string(c.rank));
+    if (c.rank < 0 || c.rank >= md.world_size)
+      in.fail("chunk " + std::to_string(i) + " has rank " + std::to_string(c.rank));
     const EntryInfo& e = md.entries[static_cast<std::size_t>(c.entry)];
     bool inside = c.region.shape.size() == e.global_shape.size();
     for (std::size_t d = 0; inside && d < e.global_shape.size(); ++d) {

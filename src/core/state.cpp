@@ -3,8 +3,7 @@
 
 namespace cairn {
 
-ArrayEntry& State::add_array(std::string name, DType dtype, Extents global_shape,
-                             Distribution distribution) {
+ArrayEntry& State::add_array(std::string name, DType dtype, Extents global_shape, Distribution distribution) {
   ArrayEntry array;
   array.dtype = dtype;
   array.global_shape = std::move(global_shape);

@@ -48,7 +48,8 @@ void copy_line(const std::byte* src, std::int64_t ss, std::byte* dst, std::int64
     case 8: gather<std::uint64_t>(src, ss, dst, ds, n); return;
     default:
       for (std::int64_t i = 0; i < n; ++i)
-        std::memcpy(dst + static_cast<std::size_t>(i * ds) * esize, src + static_cast<std::size_t>(i * ss) * esize, esize);
+        std::memcpy(dst + static_cast<std::size_t>(i * ds) * esize, src + static_cast<std::size_t>(i * ss) * esize,
+                    esize);
   }
 }
 
@@ -92,12 +93,11 @@ void strided_copy(const void* src, const Extents& src_strides, void* dst, const 
     ds.pop_back();
     --k;
   }
-  copy_nd(static_cast<const std::byte*>(src), ss.data(), static_cast<std::byte*>(dst), ds.data(), n.data(),
-          n.size(), element_size);
+  copy_nd(static_cast<const std::byte*>(src), ss.data(), static_cast<std::byte*>(dst), ds.data(), n.data(), n.size(),
+          element_size);
 }
 
-void* chunk_element(const Chunk& chunk, const Extents& strides, const Extents& global_index,
-                    std::size_t element_size) {
+void* chunk_element(const Chunk& chunk, const Extents& strides, const Extents& global_index, std::size_t element_size) {
   std::int64_t linear = 0;
   for (std::size_t d = 0; d < strides.size(); ++d) linear += (global_index[d] - chunk.offset[d]) * strides[d];
   return static_cast<std::byte*>(chunk.data) + linear * static_cast<std::int64_t>(element_size);

@@ -24,7 +24,6 @@ void strided_copy(const void* src, const Extents& src_strides, void* dst, const 
                   const Extents& shape, std::size_t element_size);
 
 /// Address of the element of `chunk` at global index `global_index`.
-void* chunk_element(const Chunk& chunk, const Extents& strides, const Extents& global_index,
-                    std::size_t element_size);
+void* chunk_element(const Chunk& chunk, const Extents& strides, const Extents& global_index, std::size_t element_size);
 
 }  // namespace cairn::detail

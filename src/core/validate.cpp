@@ -23,8 +23,9 @@ void validate_array(const Entry& entry, const ArrayEntry& array, int rank, Purpo
     fail(entry, rank, "an array needs 1 to 32 dimensions, not " + std::to_string(array.global_shape.size()));
   for (std::size_t d = 0; d < array.global_shape.size(); ++d)
     if (array.global_shape[d] <= 0)
-      fail(entry, rank, "global extent " + std::to_string(array.global_shape[d]) + " in dimension " +
-                            std::to_string(d) + " is not positive");
+      fail(entry, rank,
+           "global extent " + std::to_string(array.global_shape[d]) + " in dimension " + std::to_string(d) +
+               " is not positive");
   const std::size_t ndim = array.global_shape.size();
   if (entry.distribution == Distribution::RankLocal)
     fail(entry, rank, "arrays are sharded or replicated; use a sharded array with one chunk per rank");
@@ -36,8 +37,8 @@ void validate_array(const Entry& entry, const ArrayEntry& array, int rank, Purpo
     const Chunk& chunk = array.chunks[c];
     const std::string which = "chunk " + std::to_string(c);
     if (chunk.offset.size() != ndim || chunk.shape.size() != ndim)
-      fail(entry, rank, which + " has " + std::to_string(chunk.shape.size()) + " dimensions, the array " +
-                            std::to_string(ndim));
+      fail(entry, rank,
+           which + " has " + std::to_string(chunk.shape.size()) + " dimensions, the array " + std::to_string(ndim));
     if (chunk.data == nullptr) fail(entry, rank, which + " has a null data pointer");
     if (chunk.layout != Layout::RowMajor && chunk.layout != Layout::ColumnMajor)
       fail(entry, rank, which + " has an unknown layout");
@@ -48,24 +49,26 @@ void validate_array(const Entry& entry, const ArrayEntry& array, int rank, Purpo
     }
     for (std::size_t d = 0; d < ndim; ++d) {
       if (chunk.shape[d] <= 0)
-        fail(entry, rank, which + " has extent " + std::to_string(chunk.shape[d]) + " in dimension " +
-                              std::to_string(d) + " (extents must be positive)");
+        fail(entry, rank,
+             which + " has extent " + std::to_string(chunk.shape[d]) + " in dimension " + std::to_string(d) +
+                 " (extents must be positive)");
       if (chunk.offset[d] < 0 || chunk.offset[d] > array.global_shape[d] - chunk.shape[d])
-        fail(entry, rank, which + " " + to_string(Region{chunk.offset, chunk.shape}) +
-                              " lies outside the global shape " + to_string(array.global_shape));
+        fail(entry, rank,
+             which + " " + to_string(Region{chunk.offset, chunk.shape}) + " lies outside the global shape " +
+                 to_string(array.global_shape));
     }
     regions.push_back(Region{chunk.offset, chunk.shape});
   }
   std::size_t a = 0, b = 0;
   if (find_overlap(regions, a, b))
-    fail(entry, rank, "chunks " + std::to_string(a) + " " + to_string(regions[a]) + " and " + std::to_string(b) +
-                          " " + to_string(regions[b]) + " overlap");
+    fail(entry, rank,
+         "chunks " + std::to_string(a) + " " + to_string(regions[a]) + " and " + std::to_string(b) + " " +
+             to_string(regions[b]) + " overlap");
   (void)purpose;
 }
 
 void validate_bytes(const Entry& entry, const BytesEntry& bytes, int rank, Purpose purpose) {
-  if (entry.distribution == Distribution::Sharded)
-    fail(entry, rank, "blobs are replicated or rank-local, not sharded");
+  if (entry.distribution == Distribution::Sharded) fail(entry, rank, "blobs are replicated or rank-local, not sharded");
   if (bytes.all_ranks != nullptr) {
     if (purpose == Purpose::Save) fail(entry, rank, "add_bytes_from_all_ranks() entries can only be loaded");
     return;
@@ -98,7 +101,8 @@ void validate_state(const State& state, int rank, int world_size, Purpose purpos
         entry.distribution != Distribution::RankLocal)
       fail(entry, rank, "unknown distribution");
     if (entry.source_rank >= 0) {
-      if (entry.distribution != Distribution::RankLocal) fail(entry, rank, "only rank-local entries take a source rank");
+      if (entry.distribution != Distribution::RankLocal)
+        fail(entry, rank, "only rank-local entries take a source rank");
       if (purpose == Purpose::Save) fail(entry, rank, "a source rank applies to loading only");
     }
     if (const auto* array = std::get_if<ArrayEntry>(&entry.value)) validate_array(entry, *array, rank, purpose);

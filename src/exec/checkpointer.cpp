@@ -139,7 +139,7 @@ void Checkpointer::Impl::make_plan(const State& state, const std::string& what) 
 }
 
 Metadata Checkpointer::Impl::make_metadata(const State& state,
-                                          const std::vector<std::vector<std::uint64_t>>& checksums) const {
+                                           const std::vector<std::vector<std::uint64_t>>& checksums) const {
   Metadata md;
   md.library_version = version();
   md.world_size = group->size();
@@ -188,9 +188,7 @@ void Checkpointer::Impl::save(const State& state, const std::string& id, const S
 
   std::shared_ptr<StorageWriter> writer = options.writer ? options.writer : make_hdf5_writer();
   try {
-    detail::agree_on(g, what + " (open)", [&] {
-      writer->open(paths.partial_dir, plan.entries, g);
-    });
+    detail::agree_on(g, what + " (open)", [&] { writer->open(paths.partial_dir, plan.entries, g); });
     detail::agree_on(g, what + " (write)", [&] {
       writer->write(buffers);
       detail::fault_point("write", rank);
@@ -237,9 +235,7 @@ void Checkpointer::Impl::load(State& state, const std::string& id, const LoadOpt
 
   std::shared_ptr<StorageReader> reader = options.reader ? options.reader : make_hdf5_reader();
   try {
-    detail::agree_on(g, what + " (open)", [&] {
-      reader->open(paths.final_dir, g);
-    });
+    detail::agree_on(g, what + " (open)", [&] { reader->open(paths.final_dir, g); });
     const Metadata& md = reader->metadata();
 
     std::vector<ReadRequest> requests;
@@ -248,7 +244,8 @@ void Checkpointer::Impl::load(State& state, const std::string& id, const LoadOpt
     detail::agree_on(g, what + " (match entries)", [&] {
       detail::fault_point("load-read", rank);
       std::unordered_map<std::string_view, std::int32_t> index_of;
-      for (std::size_t e = 0; e < md.entries.size(); ++e) index_of.emplace(md.entries[e].name, static_cast<std::int32_t>(e));
+      for (std::size_t e = 0; e < md.entries.size(); ++e)
+        index_of.emplace(md.entries[e].name, static_cast<std::int32_t>(e));
       std::vector<std::vector<const Region*>> saved_regions(md.entries.size());
       for (const ChunkRecord& c : md.chunks) saved_regions[static_cast<std::size_t>(c.entry)].push_back(&c.region);
       // Pending copies keep their buffers at stable addresses.
@@ -267,8 +264,9 @@ void Checkpointer::Impl::load(State& state, const std::string& id, const LoadOpt
         auto source_rank = [&]() -> std::int64_t {
           if (entry.source_rank >= 0) {
             if (entry.source_rank >= md.world_size)
-              throw UsageError(where + ": saved rank " + std::to_string(entry.source_rank) + " does not exist (the checkpoint was saved on " +
-                               std::to_string(md.world_size) + " ranks)");
+              throw UsageError(where + ": saved rank " + std::to_string(entry.source_rank) +
+                               " does not exist (the checkpoint was saved on " + std::to_string(md.world_size) +
+                               " ranks)");
             return entry.source_rank;
           }
           if (md.world_size != world)
@@ -319,7 +317,8 @@ void Checkpointer::Impl::load(State& state, const std::string& id, const LoadOpt
             split.info = &info;
             split.buffer.resize(static_cast<std::size_t>(info.global_shape[0]));
             if (info.global_shape[0] > 0)
-              requests.push_back(ReadRequest{index, Region{{0}, {info.global_shape[0]}}, DType::UInt8, split.buffer.data()});
+              requests.push_back(
+                  ReadRequest{index, Region{{0}, {info.global_shape[0]}}, DType::UInt8, split.buffer.data()});
             continue;
           }
           Region region{{0}, {info.global_shape.at(0)}};
@@ -348,8 +347,7 @@ void Checkpointer::Impl::load(State& state, const std::string& id, const LoadOpt
           const ScalarType wanted = std::holds_alternative<std::int64_t*>(scalar.target) ? ScalarType::Int64
                                     : std::holds_alternative<double*>(scalar.target)     ? ScalarType::Float64
                                                                                          : ScalarType::String;
-          if (wanted != info.scalar_type)
-            throw UsageError(where + ": the scalar's type differs from the saved one");
+          if (wanted != info.scalar_type) throw UsageError(where + ": the scalar's type differs from the saved one");
           if (info.distribution == Distribution::RankLocal) {
             void* destination = std::holds_alternative<std::int64_t*>(scalar.target)
                                     ? static_cast<void*>(std::get<std::int64_t*>(scalar.target))
@@ -368,11 +366,10 @@ void Checkpointer::Impl::load(State& state, const std::string& id, const LoadOpt
         }
       }
     });
-    detail::agree_on(g, what + " (read)", [&] {
-      reader->read(requests);
-    });
+    detail::agree_on(g, what + " (read)", [&] { reader->read(requests); });
     for (PendingCopy& copy : copies) {
-      void* target = detail::chunk_element(*copy.chunk, detail::chunk_strides(*copy.chunk), copy.region.offset, copy.element_size);
+      void* target =
+          detail::chunk_element(*copy.chunk, detail::chunk_strides(*copy.chunk), copy.region.offset, copy.element_size);
       detail::strided_copy(copy.buffer.data(), detail::row_major_strides(copy.region.shape), target,
                            detail::chunk_strides(*copy.chunk), copy.region.shape, copy.element_size);
     }
@@ -417,8 +414,12 @@ void Checkpointer::load(State& state, const std::string& id, const LoadOptions& 
   m_impl->load(state, id, options);
 }
 
-ProcessGroup& Checkpointer::process_group() noexcept { return *m_impl->group; }
+ProcessGroup& Checkpointer::process_group() noexcept {
+  return *m_impl->group;
+}
 
-const char* version() noexcept { return CAIRN_VERSION_STRING; }
+const char* version() noexcept {
+  return CAIRN_VERSION_STRING;
+}
 
 }  // namespace cairn

@@ -11,7 +11,9 @@ namespace cairn {
 
 namespace {
 
-std::string rank_str(int r) { return "rank " + std::to_string(r); }
+std::string rank_str(int r) {
+  return "rank " + std::to_string(r);
+}
 
 EntryInfo scalar_info(const Entry& entry, int world_size) {
   EntryInfo info;
@@ -63,7 +65,8 @@ SavePlan DefaultPlanner::create_local_plan(const State& state, int rank, int wor
       plan.entries.push_back(std::move(info));
       for (std::size_t c = 0; c < array->chunks.size(); ++c) {
         const Chunk& chunk = array->chunks[c];
-        plan.items.push_back(WriteItem{index, static_cast<std::int32_t>(c), Region{chunk.offset, chunk.shape}, chunk.offset});
+        plan.items.push_back(
+            WriteItem{index, static_cast<std::int32_t>(c), Region{chunk.offset, chunk.shape}, chunk.offset});
       }
     } else if (const auto* bytes = std::get_if<BytesEntry>(&entry.value)) {
       const auto size = static_cast<std::int64_t>(bytes->vector ? bytes->vector->size() : bytes->size);
@@ -121,8 +124,8 @@ GlobalPlan DefaultPlanner::create_global_plan(std::vector<SavePlan> local_plans)
         const auto& map = local_to_global[static_cast<std::size_t>(r)];
         if (std::find(map.begin(), map.end(), static_cast<std::int32_t>(e)) == map.end())
           throw UsageError("entry '" + info.name + "' is " +
-                           (info.distribution == Distribution::Replicated ? "replicated" : "rank-local") +
-                           " but " + rank_str(r) + " does not hold it (every rank must)");
+                           (info.distribution == Distribution::Replicated ? "replicated" : "rank-local") + " but " +
+                           rank_str(r) + " does not hold it (every rank must)");
       }
     }
   }
@@ -142,9 +145,7 @@ GlobalPlan DefaultPlanner::create_global_plan(std::vector<SavePlan> local_plans)
   }
 
   std::vector<std::int64_t> load(static_cast<std::size_t>(world), 0);  // bytes assigned per rank
-  auto least_loaded = [&] {
-    return static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin());
-  };
+  auto least_loaded = [&] { return static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin()); };
   auto assign = [&](int rank, WriteItem item, std::size_t element_size) {
     if (detail::volume(item.region.shape) == 0) return;  // nothing to write (an empty blob)
     load[static_cast<std::size_t>(rank)] += detail::volume(item.region.shape) * static_cast<std::int64_t>(element_size);
@@ -203,8 +204,7 @@ GlobalPlan DefaultPlanner::create_global_plan(std::vector<SavePlan> local_plans)
       if (!owned.empty()) assign(least_loaded(), owned.front().item, esize);
     } else if (info.kind == EntryKind::Bytes) {  // rank-local: side by side in rank order
       info.rank_offsets.assign(static_cast<std::size_t>(world) + 1, 0);
-      for (const Owned& o : owned)
-        info.rank_offsets[static_cast<std::size_t>(o.rank) + 1] = o.item.region.shape[0];
+      for (const Owned& o : owned) info.rank_offsets[static_cast<std::size_t>(o.rank) + 1] = o.item.region.shape[0];
       for (int r = 0; r < world; ++r)
         info.rank_offsets[static_cast<std::size_t>(r) + 1] += info.rank_offsets[static_cast<std::size_t>(r)];
       info.global_shape = {info.rank_offsets.back()};

@@ -2,17 +2,19 @@
 
 #include <cairn/error.hpp>
 
-#include <cerrno>
-#include <cstring>
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <cerrno>
+#include <cstring>
 
 namespace cairn::detail {
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
 
 namespace {
 
@@ -20,7 +22,9 @@ namespace {
   throw StorageError(what + " '" + path + "': " + errno_text(err));
 }
 
-bool exists(const std::string& path, struct stat& st) { return ::lstat(path.c_str(), &st) == 0; }
+bool exists(const std::string& path, struct stat& st) {
+  return ::lstat(path.c_str(), &st) == 0;
+}
 
 void make_directories(const std::string& path) {
   if (path.empty()) return;

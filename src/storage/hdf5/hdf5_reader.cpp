@@ -30,9 +30,11 @@ class Hdf5Reader final : public StorageReader {
     struct stat st {};
     if (::stat(directory.c_str(), &st) != 0)
       throw StorageError("checkpoint '" + directory + "' cannot be opened: " + detail::errno_text(errno));
-    if (!S_ISDIR(st.st_mode)) throw UsageError("checkpoint id '" + directory + "' is a file, not a checkpoint directory");
+    if (!S_ISDIR(st.st_mode))
+      throw UsageError("checkpoint id '" + directory + "' is a file, not a checkpoint directory");
     if (::stat(m_path.c_str(), &st) != 0)
-      throw StorageError("checkpoint '" + directory + "' has no data file '" + m_path + "': " + detail::errno_text(errno));
+      throw StorageError("checkpoint '" + directory + "' has no data file '" + m_path +
+                         "': " + detail::errno_text(errno));
     if (H5Fis_hdf5(m_path.c_str()) <= 0) {
       H5Eclear2(H5E_DEFAULT);
       throw CorruptCheckpointError("'" + m_path + "' is not an HDF5 file (damaged, truncated or not written by Cairn)");
@@ -96,9 +98,10 @@ class Hdf5Reader final : public StorageReader {
             const ReadRequest& r = *by_entry[e][static_cast<std::size_t>(round)];
             h5::select_region(file_space.get(), r.region.offset, r.region.shape);
             std::vector<hsize_t> dims(r.region.shape.begin(), r.region.shape.end());
-            Handle mem = h5::dataspace(h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
-                                                 "H5Screate_simple"));
-            if (H5Sget_select_npoints(file_space.get()) == 0) h5::check_status(H5Sselect_none(mem.get()), "H5Sselect_none");
+            Handle mem = h5::dataspace(
+                h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "H5Screate_simple"));
+            if (H5Sget_select_npoints(file_space.get()) == 0)
+              h5::check_status(H5Sselect_none(mem.get()), "H5Sselect_none");
             Handle type = h5::memory_type(r.dtype);
             rc = H5Dread(dset.get(), type.get(), mem.get(), file_space.get(), dxpl.get(), r.destination);
           } else {
@@ -106,8 +109,8 @@ class Hdf5Reader final : public StorageReader {
             rc = H5Dread(dset.get(), file_type.get(), none_space.get(), file_space.get(), dxpl.get(), nullptr);
           }
           if (rc < 0 && !failure)
-            failure = std::make_exception_ptr(StorageError("cannot read dataset '" + info.name + "' of '" + m_path +
-                                                           "': " + h5::error_stack()));
+            failure = std::make_exception_ptr(
+                StorageError("cannot read dataset '" + info.name + "' of '" + m_path + "': " + h5::error_stack()));
         }
       } catch (...) {
         if (!failure) failure = std::current_exception();
@@ -141,6 +144,8 @@ class Hdf5Reader final : public StorageReader {
 
 }  // namespace
 
-std::unique_ptr<StorageReader> make_hdf5_reader() { return std::make_unique<Hdf5Reader>(); }
+std::unique_ptr<StorageReader> make_hdf5_reader() {
+  return std::make_unique<Hdf5Reader>();
+}
 
 }  // namespace cairn

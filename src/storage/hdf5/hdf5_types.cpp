@@ -39,19 +39,37 @@ QuietErrors::QuietErrors() noexcept {
   H5Eget_auto2(H5E_DEFAULT, &m_func, &m_data);
   H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
 }
-QuietErrors::~QuietErrors() { H5Eset_auto2(H5E_DEFAULT, m_func, m_data); }
+QuietErrors::~QuietErrors() {
+  H5Eset_auto2(H5E_DEFAULT, m_func, m_data);
+}
 
-Handle file(hid_t id) noexcept { return Handle(id, H5Fclose); }
-Handle group(hid_t id) noexcept { return Handle(id, H5Gclose); }
-Handle dataset(hid_t id) noexcept { return Handle(id, H5Dclose); }
-Handle dataspace(hid_t id) noexcept { return Handle(id, H5Sclose); }
-Handle datatype(hid_t id) noexcept { return Handle(id, H5Tclose); }
-Handle attribute(hid_t id) noexcept { return Handle(id, H5Aclose); }
-Handle plist(hid_t id) noexcept { return Handle(id, H5Pclose); }
+Handle file(hid_t id) noexcept {
+  return Handle(id, H5Fclose);
+}
+Handle group(hid_t id) noexcept {
+  return Handle(id, H5Gclose);
+}
+Handle dataset(hid_t id) noexcept {
+  return Handle(id, H5Dclose);
+}
+Handle dataspace(hid_t id) noexcept {
+  return Handle(id, H5Sclose);
+}
+Handle datatype(hid_t id) noexcept {
+  return Handle(id, H5Tclose);
+}
+Handle attribute(hid_t id) noexcept {
+  return Handle(id, H5Aclose);
+}
+Handle plist(hid_t id) noexcept {
+  return Handle(id, H5Pclose);
+}
 
 namespace {
 
-Handle copy_type(hid_t base) { return datatype(check(H5Tcopy(base), "H5Tcopy")); }
+Handle copy_type(hid_t base) {
+  return datatype(check(H5Tcopy(base), "H5Tcopy"));
+}
 
 // A 16-bit float with sign at bit 15, the exponent above the mantissa (HDF5 1.10 has no native
 // half type; h5py maps any 2-byte IEEE-like float to numpy float16).
@@ -105,10 +123,14 @@ bool dtype_of_type(hid_t type, DType& out) {
     }
   }
   if (cls == H5T_FLOAT) {
-    if (size == 4) out = DType::Float32;
-    else if (size == 8) out = DType::Float64;
-    else if (size == 2) out = H5Tget_ebias(type) == 127 ? DType::BFloat16 : DType::Float16;
-    else return false;
+    if (size == 4)
+      out = DType::Float32;
+    else if (size == 8)
+      out = DType::Float64;
+    else if (size == 2)
+      out = H5Tget_ebias(type) == 127 ? DType::BFloat16 : DType::Float16;
+    else
+      return false;
     return true;
   }
   if (cls == H5T_ENUM && size == 1) {

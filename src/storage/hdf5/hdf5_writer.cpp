@@ -46,8 +46,9 @@ void write_attribute(hid_t target, const std::string& name, const ScalarValue& v
   } else {
     throw InternalError("attribute '" + name + "' has no value");
   }
-  Handle attr = h5::attribute(h5::check(H5Acreate2(target, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
-                                        "cannot create attribute '" + name + "'"));
+  Handle attr =
+      h5::attribute(h5::check(H5Acreate2(target, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                              "cannot create attribute '" + name + "'"));
   h5::check_status(H5Awrite(attr.get(), type.get(), data), "cannot write attribute '" + name + "'");
 }
 
@@ -73,9 +74,9 @@ class Hdf5Writer final : public StorageWriter {
       Handle space = h5::dataspace(h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
                                              "H5Screate_simple for '" + e.name + "'"));
       Handle type = h5::file_type(e.dtype);
-      Handle dset = h5::dataset(h5::check(H5Dcreate2(m_file.get(), e.name.c_str(), type.get(), space.get(),
-                                                     H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-                                          "cannot create dataset '" + e.name + "' in '" + m_path + "'"));
+      Handle dset = h5::dataset(h5::check(
+          H5Dcreate2(m_file.get(), e.name.c_str(), type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+          "cannot create dataset '" + e.name + "' in '" + m_path + "'"));
       note_extent(dset.get());
       if (!dset.close()) throw StorageError("cannot close dataset '" + e.name + "': " + h5::error_stack());
     }
@@ -108,17 +109,18 @@ class Hdf5Writer final : public StorageWriter {
             const Region& region = buffer.item->region;
             h5::select_region(file_space.get(), region.offset, region.shape);
             std::vector<hsize_t> dims(region.shape.begin(), region.shape.end());
-            Handle mem = h5::dataspace(h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
-                                                 "H5Screate_simple"));
-            if (H5Sget_select_npoints(file_space.get()) == 0) h5::check_status(H5Sselect_none(mem.get()), "H5Sselect_none");
+            Handle mem = h5::dataspace(
+                h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "H5Screate_simple"));
+            if (H5Sget_select_npoints(file_space.get()) == 0)
+              h5::check_status(H5Sselect_none(mem.get()), "H5Sselect_none");
             rc = H5Dwrite(dset.get(), type.get(), mem.get(), file_space.get(), dxpl.get(), buffer.data);
           } else {
             h5::check_status(H5Sselect_none(file_space.get()), "H5Sselect_none");
             rc = H5Dwrite(dset.get(), type.get(), none_space.get(), file_space.get(), dxpl.get(), nullptr);
           }
           if (rc < 0 && !failure)
-            failure = std::make_exception_ptr(StorageError("cannot write dataset '" + info.name + "' of '" + m_path +
-                                                           "': " + h5::error_stack()));
+            failure = std::make_exception_ptr(
+                StorageError("cannot write dataset '" + info.name + "' of '" + m_path + "': " + h5::error_stack()));
         }
       } catch (...) {
         if (!failure) failure = std::current_exception();
@@ -166,8 +168,8 @@ class Hdf5Writer final : public StorageWriter {
         if (is_dataset(e)) continue;
         const std::vector<std::string> parents = detail::parent_groups(e.name);
         const std::string parent = parents.empty() ? "/" : parents.back();
-        Handle target = h5::group(h5::check(H5Gopen2(m_file.get(), parent.c_str(), H5P_DEFAULT),
-                                            "cannot open group '" + parent + "'"));
+        Handle target = h5::group(
+            h5::check(H5Gopen2(m_file.get(), parent.c_str(), H5P_DEFAULT), "cannot open group '" + parent + "'"));
         write_attribute(target.get(), std::string(detail::leaf_name(e.name)), e.value);
       }
       dset.close();
@@ -217,6 +219,8 @@ class Hdf5Writer final : public StorageWriter {
 
 }  // namespace
 
-std::unique_ptr<StorageWriter> make_hdf5_writer() { return std::make_unique<Hdf5Writer>(); }
+std::unique_ptr<StorageWriter> make_hdf5_writer() {
+  return std::make_unique<Hdf5Writer>();
+}
 
 }  // namespace cairn
