@@ -70,7 +70,7 @@ class Hdf5Reader final : public StorageReader {
 
   void read(const std::vector<ReadRequest>& requests) override {
     h5::QuietErrors quiet;
-    // Every rank must make the same collective calls: agree on how many reads each dataset gets.
+    // Every rank opens the same datasets (collective metadata): agree on which ones are read.
     const std::size_t n_entries = m_metadata.entries.size();
     std::vector<std::int64_t> rounds(n_entries, 0);
     for (const ReadRequest& r : requests) ++rounds.at(static_cast<std::size_t>(r.entry));
@@ -81,8 +81,10 @@ class Hdf5Reader final : public StorageReader {
     for (const ReadRequest& r : requests) by_entry[static_cast<std::size_t>(r.entry)].push_back(&r);
 
     std::exception_ptr failure;
-    Handle dxpl = h5::transfer(true);
-    Handle none_space = h5::empty_selection_space();
+    // Independent reads: each rank reads its own regions in one request per region, without
+    // collective buffering's extra copy (measured faster here at 1 to 4 ranks). Datasets are still
+    // opened by every rank, as collective metadata reads require.
+    Handle dxpl = h5::transfer(false);
     for (std::size_t e = 0; e < n_entries; ++e) {
       if (rounds[e] == 0) continue;
       const EntryInfo& info = m_metadata.entries[e];
@@ -91,11 +93,10 @@ class Hdf5Reader final : public StorageReader {
                                             "checkpoint file '" + m_path + "' lacks dataset '" + info.name + "'"));
         Handle file_space = h5::dataspace(h5::check(H5Dget_space(dset.get()), "H5Dget_space"));
         check_extent(file_space.get(), info);
-        Handle file_type = h5::datatype(h5::check(H5Dget_type(dset.get()), "H5Dget_type"));
-        for (std::int64_t round = 0; round < rounds[e]; ++round) {
+        for (const ReadRequest* request : by_entry[e]) {
           herr_t rc;
-          if (round < static_cast<std::int64_t>(by_entry[e].size())) {
-            const ReadRequest& r = *by_entry[e][static_cast<std::size_t>(round)];
+          {
+            const ReadRequest& r = *request;
             h5::select_region(file_space.get(), r.region.offset, r.region.shape);
             std::vector<hsize_t> dims(r.region.shape.begin(), r.region.shape.end());
             Handle mem = h5::dataspace(
@@ -104,9 +105,6 @@ class Hdf5Reader final : public StorageReader {
               h5::check_status(H5Sselect_none(mem.get()), "H5Sselect_none");
             Handle type = h5::memory_type(r.dtype);
             rc = H5Dread(dset.get(), type.get(), mem.get(), file_space.get(), dxpl.get(), r.destination);
-          } else {
-            h5::check_status(H5Sselect_none(file_space.get()), "H5Sselect_none");
-            rc = H5Dread(dset.get(), file_type.get(), none_space.get(), file_space.get(), dxpl.get(), nullptr);
           }
           if (rc < 0 && !failure)
             failure = std::make_exception_ptr(
