@@ -7,6 +7,7 @@
 #include "core/strided_copy.hpp"
 
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 namespace cairn::detail {
@@ -48,7 +49,7 @@ std::uint64_t copy_and_checksum(const Chunk& chunk, const Region& region, std::s
 
 std::vector<WriteBuffer> Staging::stage(const SavePlan& plan, const State& state, int rank,
                                         std::vector<std::uint64_t>& checksums) {
-  std::unordered_map<std::string, const Entry*> by_name;
+  std::unordered_map<std::string_view, const Entry*> by_name;
   by_name.reserve(state.size());
   for (const Entry& entry : state.entries()) by_name.emplace(entry.name, &entry);
 
