@@ -276,6 +276,14 @@ TEST(Roundtrip, ReplicatedArraysAreWrittenOnce) {
     std::int64_t total = 1;
     for (auto e : md.entries[static_cast<std::size_t>(index)].global_shape) total *= e;
     EXPECT_EQ(written, total) << name << ": every element is written exactly once";
+    for (std::size_t a = 0; a < regions.size(); ++a)  // and no element twice
+      for (std::size_t b = a + 1; b < regions.size(); ++b) {
+        bool disjoint = false;
+        for (std::size_t d = 0; d < regions[a].shape.size(); ++d)
+          disjoint = disjoint || regions[a].offset[d] + regions[a].shape[d] <= regions[b].offset[d] ||
+                     regions[b].offset[d] + regions[b].shape[d] <= regions[a].offset[d];
+        EXPECT_TRUE(disjoint) << name << ": chunks " << a << " and " << b << " overlap";
+      }
     if (std::string(name) == "mesh/coords") {
       EXPECT_EQ(writers.size(), static_cast<std::size_t>(world_size())) << "bytes spread";
     } else {

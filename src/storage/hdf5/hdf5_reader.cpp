@@ -72,9 +72,9 @@ class Hdf5Reader final : public StorageReader {
     h5::QuietErrors quiet;
     // Every rank opens the same datasets (collective metadata): agree on which ones are read.
     const std::size_t n_entries = m_metadata.entries.size();
-    std::vector<std::int64_t> rounds(n_entries, 0);
-    for (const ReadRequest& r : requests) ++rounds.at(static_cast<std::size_t>(r.entry));
-    if (n_entries) m_group->allreduce(rounds.data(), n_entries, ReduceOp::Max);
+    std::vector<std::int64_t> wanted(n_entries, 0);
+    for (const ReadRequest& r : requests) ++wanted.at(static_cast<std::size_t>(r.entry));
+    if (n_entries) m_group->allreduce(wanted.data(), n_entries, ReduceOp::Max);
 
     // Requests of one entry, in the order given.
     std::vector<std::vector<const ReadRequest*>> by_entry(n_entries);
@@ -86,7 +86,7 @@ class Hdf5Reader final : public StorageReader {
     // opened by every rank, as collective metadata reads require.
     Handle dxpl = h5::transfer(false);
     for (std::size_t e = 0; e < n_entries; ++e) {
-      if (rounds[e] == 0) continue;
+      if (wanted[e] == 0) continue;
       const EntryInfo& info = m_metadata.entries[e];
       try {
         Handle dset = h5::dataset(h5::check(H5Dopen2(m_file.get(), info.name.c_str(), H5P_DEFAULT),
@@ -101,8 +101,6 @@ class Hdf5Reader final : public StorageReader {
             std::vector<hsize_t> dims(r.region.shape.begin(), r.region.shape.end());
             Handle mem = h5::dataspace(
                 h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "H5Screate_simple"));
-            if (H5Sget_select_npoints(file_space.get()) == 0)
-              h5::check_status(H5Sselect_none(mem.get()), "H5Sselect_none");
             Handle type = h5::memory_type(r.dtype);
             rc = H5Dread(dset.get(), type.get(), mem.get(), file_space.get(), dxpl.get(), r.destination);
           }

@@ -111,8 +111,6 @@ class Hdf5Writer final : public StorageWriter {
             std::vector<hsize_t> dims(region.shape.begin(), region.shape.end());
             Handle mem = h5::dataspace(
                 h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "H5Screate_simple"));
-            if (H5Sget_select_npoints(file_space.get()) == 0)
-              h5::check_status(H5Sselect_none(mem.get()), "H5Sselect_none");
             rc = H5Dwrite(dset.get(), type.get(), mem.get(), file_space.get(), dxpl.get(), buffer.data);
           } else {
             h5::check_status(H5Sselect_none(file_space.get()), "H5Sselect_none");
