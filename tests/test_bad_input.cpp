@@ -5,7 +5,6 @@
 #include <hdf5.h>
 
 #include <fcntl.h>
-#include <sys/fsuid.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -177,12 +176,17 @@ TEST_F(BadInput, DirectoryWithoutWritePermission) {
     ::chmod((dir / "readonly").c_str(), 0555);
   }
   MPI_Barrier(MPI_COMM_WORLD);
-  // Root ignores permission bits; take an unprivileged file-system identity for the attempt.
+  // Root ignores permission bits; take an unprivileged identity for the attempt, process-wide
+  // (glibc applies seteuid to every thread, the checkpointer's worker included).
   const bool root = ::geteuid() == 0;
-  if (root) ::setfsuid(65534);
+  if (root) {
+    ASSERT_EQ(::seteuid(65534), 0);
+  }
   Good good(2.0);
   expect_error<StorageError>([&] { ck.save(good.state, dir / "readonly/ckpt"); }, "readonly");
-  if (root) ::setfsuid(0);
+  if (root) {
+    ASSERT_EQ(::seteuid(0), 0);
+  }
 }
 
 TEST_F(BadInput, FullDisk) {

@@ -3,6 +3,7 @@
 
 #include <cairn/checkpointer.hpp>
 #include <cairn/dtype.hpp>
+#include <cairn/future.hpp>
 #include <cairn/error.hpp>
 #include <cairn/planner.hpp>
 #include <cairn/process_group.hpp>

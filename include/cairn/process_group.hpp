@@ -64,4 +64,19 @@ class MpiProcessGroup final : public ProcessGroup {
   int m_size = 1;
 };
 
+/// A group of one process that needs no MPI at all (MPI may be uninitialized): every collective
+/// is a local copy. For serial codes, tools, and saves in no-dist mode.
+class SerialProcessGroup final : public ProcessGroup {
+ public:
+  int rank() const noexcept override { return 0; }
+  int size() const noexcept override { return 1; }
+  void barrier() override {}
+  void broadcast(void*, std::size_t, int) override {}
+  void allgather(const void* send, std::size_t bytes, void* recv) override;
+  std::vector<std::vector<std::byte>> gather(const std::vector<std::byte>& send, int root) override;
+  std::vector<std::byte> scatter(const std::vector<std::vector<std::byte>>& send, int root) override;
+  void allreduce(std::int64_t*, std::size_t, ReduceOp) override {}
+  MPI_Comm mpi_comm() const noexcept override { return MPI_COMM_NULL; }
+};
+
 }  // namespace cairn

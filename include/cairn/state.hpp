@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <utility>
 #include <variant>
@@ -86,6 +87,19 @@ struct Entry {
 
 class State;
 
+/// A host copy of memory the library cannot read directly, such as a device-resident Kokkos View.
+/// The chunks of the entry point at the host copy; the State calls these around every save and load.
+class HostMirror {
+ public:
+  virtual ~HostMirror() = default;
+  /// Caller's thread, while a save stages: fills the host copy from the original and returns when
+  /// the copy is complete.
+  virtual void copy_to_host() = 0;
+  /// Caller's thread, after a load has filled the host copy: copies it back into the original and
+  /// returns when that is complete.
+  virtual void copy_from_host() = 0;
+};
+
 /// An object of the simulation that can be checkpointed: it describes its own entries.
 class Stateful {
  public:
@@ -141,6 +155,11 @@ class State {
   /// Adds an entry built by hand.
   Entry& add_entry(Entry entry);
 
+  /// Registers a host copy that some chunks point at; the State keeps it alive.
+  void add_mirror(std::shared_ptr<HostMirror> mirror);
+  /// Host copies registered with add_mirror().
+  const std::vector<std::shared_ptr<HostMirror>>& mirrors() const noexcept { return m_mirrors; }
+
   /// For a rank-local entry `name`, reads saved rank `saved_rank`'s value on load. Throws
   /// UsageError when there is no such entry.
   void load_from_rank(const std::string& name, int saved_rank);
@@ -165,6 +184,7 @@ class State {
 
   std::vector<Entry> m_entries;
   std::vector<Stateful*> m_statefuls;
+  std::vector<std::shared_ptr<HostMirror>> m_mirrors;
 };
 
 }  // namespace cairn

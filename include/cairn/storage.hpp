@@ -83,8 +83,15 @@ class StorageReader {
 };
 
 /// The default backend: one HDF5 file per checkpoint written through MPI-IO; every array a dataset
-/// with its global shape, readable by h5py and h5dump without Cairn.
+/// with its global shape, readable by h5py and h5dump without Cairn. (With a group that has no MPI
+/// communicator, such as SerialProcessGroup, the file is written with HDF5's POSIX driver.)
 std::unique_ptr<StorageWriter> make_hdf5_writer();
+/// Reads checkpoints of both HDF5 layouts: one shared file, or one file per saving rank.
 std::unique_ptr<StorageReader> make_hdf5_reader();
+
+/// The backend of saves without collectives (SaveOptions::use_collectives = false): every rank
+/// writes its own HDF5 file, "rank_<r>.h5", holding each of its chunks as a dataset and its own
+/// metadata. Its calls are NOT collective: each rank runs open, write, finish on its own.
+std::unique_ptr<StorageWriter> make_hdf5_rank_files_writer();
 
 }  // namespace cairn

@@ -2,6 +2,7 @@
 #include <cairn/process_group.hpp>
 
 #include <climits>
+#include <cstring>
 #include <string>
 
 namespace cairn {
@@ -113,6 +114,25 @@ void MpiProcessGroup::allreduce(std::int64_t* values, std::size_t count, ReduceO
   const MPI_Op mpi_op = op == ReduceOp::Min ? MPI_MIN : op == ReduceOp::Max ? MPI_MAX : MPI_SUM;
   check(MPI_Allreduce(MPI_IN_PLACE, values, to_count(count, "allreduce"), MPI_INT64_T, mpi_op, m_comm),
         "MPI_Allreduce");
+}
+
+}  // namespace cairn
+
+namespace cairn {
+
+void SerialProcessGroup::allgather(const void* send, std::size_t bytes, void* recv) {
+  if (bytes > 0 && send != recv) std::memmove(recv, send, bytes);
+}
+
+std::vector<std::vector<std::byte>> SerialProcessGroup::gather(const std::vector<std::byte>& send, int root) {
+  if (root != 0) throw UsageError("SerialProcessGroup::gather: root " + std::to_string(root) + " does not exist");
+  return {send};
+}
+
+std::vector<std::byte> SerialProcessGroup::scatter(const std::vector<std::vector<std::byte>>& send, int root) {
+  if (root != 0) throw UsageError("SerialProcessGroup::scatter: root " + std::to_string(root) + " does not exist");
+  if (send.size() != 1) throw UsageError("SerialProcessGroup::scatter: expected one element");
+  return send[0];
 }
 
 }  // namespace cairn

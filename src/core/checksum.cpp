@@ -14,6 +14,10 @@ Checksummer::Checksummer() : m_state(XXH3_createState()) {
 Checksummer::~Checksummer() {
   XXH3_freeState(static_cast<XXH3_state_t*>(m_state));
 }
+void Checksummer::reset() noexcept {
+  XXH3_64bits_reset(static_cast<XXH3_state_t*>(m_state));
+}
+
 void Checksummer::update(const void* data, std::size_t bytes) noexcept {
   XXH3_64bits_update(static_cast<XXH3_state_t*>(m_state), data, bytes);
 }

@@ -3,6 +3,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <utility>
 
 namespace cairn::detail {
 
@@ -15,6 +16,13 @@ class Checksummer {
   ~Checksummer();
   Checksummer(const Checksummer&) = delete;
   Checksummer& operator=(const Checksummer&) = delete;
+  Checksummer(Checksummer&& other) noexcept : m_state(other.m_state) { other.m_state = nullptr; }
+  Checksummer& operator=(Checksummer&& other) noexcept {
+    std::swap(m_state, other.m_state);
+    return *this;
+  }
+  /// Starts over, as if newly constructed.
+  void reset() noexcept;
   void update(const void* data, std::size_t bytes) noexcept;
   std::uint64_t digest() const noexcept;
 

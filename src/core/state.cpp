@@ -50,12 +50,18 @@ void State::add(const std::string& prefix, Stateful& object) {
     add_entry(std::move(entry));
   }
   for (Stateful* nested : inner.m_statefuls) m_statefuls.push_back(nested);
+  for (auto& mirror : inner.m_mirrors) m_mirrors.push_back(std::move(mirror));
   m_statefuls.push_back(&object);
 }
 
 Entry& State::add_entry(Entry entry) {
   m_entries.push_back(std::move(entry));
   return m_entries.back();
+}
+
+void State::add_mirror(std::shared_ptr<HostMirror> mirror) {
+  if (!mirror) throw UsageError("add_mirror: the mirror is null");
+  m_mirrors.push_back(std::move(mirror));
 }
 
 void State::load_from_rank(const std::string& name, int saved_rank) {

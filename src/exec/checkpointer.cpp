@@ -2,18 +2,24 @@
 #include <cairn/error.hpp>
 
 #include "comm/agree.hpp"
+#include "core/log.hpp"
 #include "core/checksum.hpp"
 #include "core/fault.hpp"
 #include "core/metadata_codec.hpp"
 #include "core/region.hpp"
 #include "core/strided_copy.hpp"
 #include "core/validate.hpp"
+#include "exec/executor.hpp"
+#include "exec/save_task.hpp"
 #include "plan/plan_codec.hpp"
 #include "stage/staging.hpp"
 #include "storage/common/publish.hpp"
 
+#include <atomic>
 #include <chrono>
+#include <cstdio>
 #include <cstring>
+#include <mutex>
 #include <string>
 #include <unordered_map>
 
@@ -74,37 +80,326 @@ struct PendingSplit {
   std::vector<std::byte> buffer;
 };
 
+double seconds_since(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+const char* staging_name(StagingMode mode) {
+  switch (mode) {
+    case StagingMode::Copy: return "copy";
+    case StagingMode::ZeroCopy: return "zero-copy";
+    case StagingMode::Bounded: return "bounded";
+  }
+  return "?";
+}
+
+// `failure` with "in step <step>: " before its message, keeping its error code: a save without
+// collectives agrees once at the end, so the message must say where the rank failed.
+std::exception_ptr in_step(const std::string& step, std::exception_ptr failure) {
+  try {
+    std::rethrow_exception(failure);
+  } catch (const Error& e) {
+    try {
+      throw_error(e.code(), "in step " + step + ": " + e.what());
+    } catch (...) {
+      return std::current_exception();
+    }
+  } catch (const std::exception& e) {
+    return std::make_exception_ptr(InternalError("in step " + step + ": " + e.what()));
+  } catch (...) {
+    return std::make_exception_ptr(InternalError("in step " + step + ": unknown exception"));
+  }
+}
+
+std::string rank_file_name(int rank) {
+  char name[32];
+  std::snprintf(name, sizeof name, "rank_%06d.h5", rank);
+  return name;
+}
+
 }  // namespace
+
+// One save from the moment its bytes are staged: the steps the worker runs (or, under a low MPI
+// thread level, the caller inside wait()). Owned by the checkpointer on the caller's thread, so
+// that staging memory is never released by the worker.
+struct SaveOperation {
+  ProcessGroup* group = nullptr;
+  int rank = 0;
+  bool collective = true;
+  std::string id;
+  std::string what;
+  detail::CheckpointPaths paths;
+  bool overwrite = false;
+  std::shared_ptr<StorageWriter> writer;
+  const SavePlan* plan = nullptr;
+  const std::vector<std::vector<WriteItem>>* global_items = nullptr;  // rank 0, collective saves
+  std::vector<ScalarValue> scalar_values;                             // replicated scalars, by entry
+  std::vector<std::shared_ptr<HostMirror>> mirrors;                   // kept alive while in flight
+
+  // Data to write: one list of buffers per piece (a single piece unless staging is bounded).
+  std::vector<std::vector<WriteBuffer>> pieces;
+  std::vector<std::exception_ptr> piece_failures;  // staging failures, agreed when written
+  std::vector<detail::Piece> bounded_pieces;
+  detail::ItemChecksums sums;
+  std::vector<char> checksum_later;
+  std::atomic<int> pieces_written{0};
+  std::atomic<bool> failed{false};
+
+  std::exception_ptr failure;        // agreed failure (collective), or this rank's (no collectives)
+  std::string failed_step;           // no collectives: where this rank failed
+  std::shared_ptr<detail::SaveTask> task;
+  SaveTimings timings;
+  StagingMode staging = StagingMode::Copy;
+
+  // Runs one step. Collective saves agree on every step's outcome; a save without collectives
+  // keeps its first failure for the agreement at the end.
+  template <class Body>
+  void step(const std::string& name, Body&& body) {
+    if (failure) return;
+    if (!collective) {
+      try {
+        body();
+      } catch (...) {
+        failure = in_step(name, std::current_exception());
+        failed_step = name;
+        failed.store(true);
+      }
+      return;
+    }
+    try {
+      detail::agree_on(*group, what + " (" + name + ")", body);
+    } catch (...) {
+      failure = std::current_exception();
+      failed.store(true);
+      clean_up();
+    }
+  }
+
+  // After an agreed failure: every rank closes its files before rank 0 removes them.
+  void clean_up() noexcept {
+    if (writer) writer->abort();
+    try {
+      group->barrier();
+    } catch (...) {
+      // The transport itself failed; the error being reported already says so.
+    }
+    if (rank == 0) detail::discard_checkpoint(paths);
+  }
+
+  void begin(std::exception_ptr stage_failure) {
+    const auto start = std::chrono::steady_clock::now();
+    step("prepare directory", [&] {
+      if (stage_failure) std::rethrow_exception(stage_failure);
+      detail::fault_point("prepare", rank);
+      detail::fault_point("open", rank);  // a rank that cannot take part in the open says so first
+      if (!collective)
+        detail::join_checkpoint(paths, overwrite);
+      else if (rank == 0)
+        detail::begin_checkpoint(paths, overwrite);
+    });
+    step("open", [&] { writer->open(paths.partial_dir, plan->entries, *group); });
+    timings.write_seconds += seconds_since(start);
+  }
+
+  void write(std::size_t piece) {
+    const auto start = std::chrono::steady_clock::now();
+    step("write", [&] {
+      std::vector<WriteBuffer>& buffers = pieces[piece];
+      if (piece_failures[piece]) {
+        // Take part in the collective writes with nothing, then report the staging failure.
+        if (collective) writer->write({});
+        std::rethrow_exception(piece_failures[piece]);
+      }
+      // Zero-copy items were left in place; checksum them here, off the caller's thread.
+      for (std::size_t i = 0; i < checksum_later.size(); ++i)
+        if (checksum_later[i]) sums[i].update(buffers[i].data, detail::item_bytes(*plan, *buffers[i].item));
+      writer->write(buffers);
+      for (const WriteBuffer& b : buffers) timings.bytes_written += detail::item_bytes(*plan, *b.item);
+      detail::fault_point("write", rank);
+    });
+    timings.write_seconds += seconds_since(start);
+    pieces_written.fetch_add(1);
+  }
+
+  Metadata make_metadata(const std::vector<std::vector<std::uint64_t>>& checksums,
+                         const std::vector<std::vector<WriteItem>>& items_per_rank, int first_rank) const {
+    Metadata md;
+    md.library_version = version();
+    md.world_size = group->size();
+    md.created_unix_time =
+        std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
+    md.entries = plan->entries;
+    for (std::size_t e = 0; e < md.entries.size(); ++e)
+      if (md.entries[e].kind == EntryKind::Scalar && md.entries[e].distribution == Distribution::Replicated)
+        md.entries[e].value = scalar_values[e];
+    for (std::size_t r = 0; r < items_per_rank.size(); ++r) {
+      const auto& items = items_per_rank[r];
+      if (checksums[r].size() != items.size())
+        throw InternalError("rank " + std::to_string(r) + " reported " + std::to_string(checksums[r].size()) +
+                            " checksums for " + std::to_string(items.size()) + " items");
+      for (std::size_t i = 0; i < items.size(); ++i)
+        md.chunks.push_back(ChunkRecord{items[i].entry, static_cast<std::int32_t>(first_rank + static_cast<int>(r)),
+                                        items[i].region, checksums[r][i]});
+    }
+    return md;
+  }
+
+  void commit() {
+    const auto start = std::chrono::steady_clock::now();
+    std::vector<std::uint64_t> mine(sums.size());
+    for (std::size_t i = 0; i < sums.size(); ++i) mine[i] = sums[i].digest();
+    if (!collective) {
+      step("metadata", [&] {
+        detail::fault_point("metadata", rank);
+        writer->finish(make_metadata({mine}, {plan->items}, rank));
+      });
+      // The one agreement of a save without collectives.
+      std::exception_ptr outcome = failure;
+      failure = nullptr;
+      collective = true;
+      step(failed_step.empty() ? std::string("write") : failed_step, [&] {
+        if (outcome) std::rethrow_exception(outcome);
+      });
+      step("publish", [&] {
+        if (rank != 0) return;
+        std::vector<std::string> keep;
+        for (int r = 0; r < group->size(); ++r) keep.push_back(rank_file_name(r));
+        detail::keep_only(paths.partial_dir, keep);  // left by an earlier save that never published
+        detail::fault_point("publish", rank);
+        detail::publish_checkpoint(paths);
+      });
+      timings.commit_seconds = seconds_since(start);
+      return;
+    }
+    if (failure) return;
+    std::vector<std::vector<std::byte>> gathered = group->gather(to_bytes(mine), 0);
+    std::vector<std::byte> blob;
+    step("metadata", [&] {
+      detail::fault_point("metadata", rank);
+      if (rank != 0) return;
+      std::vector<std::vector<std::uint64_t>> all;
+      for (const auto& bytes : gathered) all.push_back(from_bytes(bytes));
+      blob = detail::encode_metadata(make_metadata(all, *global_items, 0));
+    });
+    if (failure) return;
+    broadcast_bytes(*group, blob, 0);
+    step("commit", [&] { writer->finish(detail::decode_metadata(blob.data(), blob.size(), "the metadata being saved")); });
+    step("publish", [&] {
+      // Only rank 0 publishes; once it has renamed, the checkpoint exists, so nothing may fail after.
+      if (rank == 0) {
+        detail::fault_point("publish", rank);
+        detail::publish_checkpoint(paths);
+      }
+    });
+    timings.commit_seconds = seconds_since(start);
+  }
+
+  // The last step: reports the outcome to the future. Nothing may touch this object afterwards.
+  void complete() noexcept {
+    if (detail::log_enabled(detail::LogLevel::Info) && rank == 0) {
+      char line[512];
+      std::snprintf(line, sizeof line,
+                    "%s %s (%d ranks, %s staging): plan %.3f s, stage %.3f s, write %.3f s, commit %.3f s, "
+                    "stall %.3f s, %.1f MiB from rank 0",
+                    what.c_str(), failure ? "failed" : "done", group->size(), staging_name(staging),
+                    timings.plan_seconds, timings.stage_seconds, timings.write_seconds, timings.commit_seconds,
+                    timings.stall_seconds, static_cast<double>(timings.bytes_written) / (1 << 20));
+      detail::log(detail::LogLevel::Info, line);
+    }
+    task->complete(failure, timings);
+  }
+};
 
 struct Checkpointer::Impl {
   std::shared_ptr<ProcessGroup> group;
+  std::shared_ptr<ProcessGroup> serial_group = std::make_shared<SerialProcessGroup>();
   std::shared_ptr<Planner> planner = std::make_shared<DefaultPlanner>();
   detail::Staging staging;
+  std::unique_ptr<detail::Executor> executor;
 
   // The finished plan of the last save, reused while the state keeps its structure.
   bool plan_cached = false;
   std::uint64_t plan_hash = 0;
+  const ProcessGroup* plan_group = nullptr;
+  const Planner* plan_planner = nullptr;
   SavePlan plan;
   std::vector<std::vector<WriteItem>> global_items;  // rank 0: every rank's items
 
-  void make_plan(const State& state, const std::string& what);
-  Metadata make_metadata(const State& state, const std::vector<std::vector<std::uint64_t>>& checksums) const;
-  void save(const State& state, const std::string& id, const SaveOptions& options);
+  std::shared_ptr<SaveOperation> in_flight;
+  SaveTimings last_timings;
+
+  explicit Impl(std::shared_ptr<ProcessGroup> g);
+  ~Impl();
+  void finish_in_flight();
+  void make_plan(ProcessGroup& g, Planner& p, const State& state, const std::string& what);
+  void make_local_plan(ProcessGroup& g, Planner& p, const State& state);
+  SaveFuture async_save(const State& state, const std::string& id, const SaveOptions& options);
   void load(State& state, const std::string& id, const LoadOptions& options);
+  void load_on(ProcessGroup& g, State& state, const std::string& id, const LoadOptions& options);
 };
 
-void Checkpointer::Impl::make_plan(const State& state, const std::string& what) {
-  ProcessGroup& g = *group;
+namespace {
+
+// Background writes need a worker that may call MPI while the application does.
+detail::Executor::Mode executor_mode(const ProcessGroup& group) {
+  if (group.mpi_comm() == MPI_COMM_NULL) return detail::Executor::Mode::Background;
+  int initialized = 0;
+  int finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  if (!initialized || finalized) return detail::Executor::Mode::Background;
+  int provided = MPI_THREAD_SINGLE;
+  MPI_Query_thread(&provided);
+  if (provided == MPI_THREAD_MULTIPLE) return detail::Executor::Mode::Background;
+  static std::once_flag told;
+  std::call_once(told, [&] {
+    if (group.rank() != 0) return;
+    const char* level = provided == MPI_THREAD_SERIALIZED ? "MPI_THREAD_SERIALIZED"
+                        : provided == MPI_THREAD_FUNNELED ? "MPI_THREAD_FUNNELED"
+                                                          : "MPI_THREAD_SINGLE";
+    detail::log(detail::LogLevel::Warn,
+                std::string("MPI provides ") + level +
+                    ", not MPI_THREAD_MULTIPLE: async_save() stages and returns, and the write runs inside the "
+                    "future's wait()/test()/get() or the checkpointer's next call, on the calling thread (no "
+                    "overlap with computation). Initialize MPI with MPI_Init_thread(..., MPI_THREAD_MULTIPLE, ...) "
+                    "for background writes.");
+  });
+  return detail::Executor::Mode::Deferred;
+}
+
+}  // namespace
+
+Checkpointer::Impl::Impl(std::shared_ptr<ProcessGroup> g)
+    : group(std::move(g)), executor(std::make_unique<detail::Executor>(executor_mode(*group))) {}
+
+Checkpointer::Impl::~Impl() {
+  try {
+    finish_in_flight();
+  } catch (...) {
+    // A destructor never throws; the save's error stays in its future.
+  }
+  executor.reset();  // stops the worker before the staging memory goes
+}
+
+void Checkpointer::Impl::finish_in_flight() {
+  if (!in_flight) return;
+  in_flight->task->wait();
+  executor->drain();
+  last_timings = in_flight->task->timings();
+  in_flight.reset();  // staging references and mirrors released on the caller's thread
+}
+
+void Checkpointer::Impl::make_plan(ProcessGroup& g, Planner& p, const State& state, const std::string& what) {
   const int rank = g.rank();
   std::vector<std::byte> encoded;
   std::uint64_t hash = 0;
   detail::agree_on(g, what + " (plan)", [&] {
     detail::fault_point("plan", rank);
-    encoded = detail::encode_plan(planner->create_local_plan(state, rank, g.size()));
+    encoded = detail::encode_plan(p.create_local_plan(state, rank, g.size()));
     hash = detail::checksum(encoded.data(), encoded.size());
   });
   // One small collective decides whether every rank's state kept its structure.
-  std::int64_t unchanged = plan_cached && hash == plan_hash ? 1 : 0;
+  std::int64_t unchanged = plan_cached && hash == plan_hash && plan_group == &g && plan_planner == &p ? 1 : 0;
   g.allreduce(&unchanged, 1, ReduceOp::Min);
   if (unchanged) return;
   plan_cached = false;
@@ -117,7 +412,7 @@ void Checkpointer::Impl::make_plan(const State& state, const std::string& what) 
     std::vector<SavePlan> local_plans;
     local_plans.reserve(gathered.size());
     for (const auto& bytes : gathered) local_plans.push_back(detail::decode_plan(bytes));
-    GlobalPlan global = planner->create_global_plan(std::move(local_plans));
+    GlobalPlan global = p.create_global_plan(std::move(local_plans));
     if (global.items_per_rank.size() != static_cast<std::size_t>(g.size()))
       throw InternalError("the planner returned items for " + std::to_string(global.items_per_rank.size()) +
                           " ranks, not " + std::to_string(g.size()));
@@ -129,100 +424,198 @@ void Checkpointer::Impl::make_plan(const State& state, const std::string& what) 
   std::vector<std::byte> my_items = g.scatter(item_blobs, 0);
   detail::agree_on(g, what + " (finish plan)", [&] {
     SavePlan central{detail::decode_entries(entries_blob), detail::decode_items(my_items)};
-    plan = planner->finish_plan(std::move(central));
+    plan = p.finish_plan(std::move(central));
     for (const WriteItem& item : plan.items)
       if (item.entry < 0 || static_cast<std::size_t>(item.entry) >= plan.entries.size())
         throw InternalError("the finished plan names entry " + std::to_string(item.entry));
   });
   plan_hash = hash;
+  plan_group = &g;
+  plan_planner = &p;
   plan_cached = true;
 }
 
-Metadata Checkpointer::Impl::make_metadata(const State& state,
-                                           const std::vector<std::vector<std::uint64_t>>& checksums) const {
-  Metadata md;
-  md.library_version = version();
-  md.world_size = group->size();
-  md.created_unix_time =
-      std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch()).count();
-  md.entries = plan.entries;
-  std::unordered_map<std::string_view, const Entry*> by_name;
-  for (const Entry& entry : state.entries()) by_name.emplace(entry.name, &entry);
-  for (EntryInfo& e : md.entries)
-    if (e.kind == EntryKind::Scalar && e.distribution == Distribution::Replicated)
-      e.value = read_scalar(*by_name.at(e.name));
-  for (std::size_t r = 0; r < global_items.size(); ++r) {
-    const auto& items = global_items[r];
-    if (checksums[r].size() != items.size())
-      throw InternalError("rank " + std::to_string(r) + " reported " + std::to_string(checksums[r].size()) +
-                          " checksums for " + std::to_string(items.size()) + " items");
-    for (std::size_t i = 0; i < items.size(); ++i)
-      md.chunks.push_back(ChunkRecord{items[i].entry, static_cast<std::int32_t>(r), items[i].region, checksums[r][i]});
-  }
-  return md;
+void Checkpointer::Impl::make_local_plan(ProcessGroup& g, Planner& p, const State& state) {
+  // Each rank plans as a world of one; replicated entries are written by rank 0 alone.
+  plan_cached = false;
+  std::vector<SavePlan> own;
+  own.push_back(p.create_local_plan(state, g.rank(), g.size()));
+  GlobalPlan global = p.create_global_plan(std::move(own));
+  if (global.items_per_rank.size() != 1)
+    throw InternalError("the planner returned items for " + std::to_string(global.items_per_rank.size()) +
+                        " ranks, not 1");
+  SavePlan central{std::move(global.entries), {}};
+  for (WriteItem& item : global.items_per_rank[0])
+    if (g.rank() == 0 || central.entries[static_cast<std::size_t>(item.entry)].distribution != Distribution::Replicated)
+      central.items.push_back(std::move(item));
+  plan = p.finish_plan(std::move(central));
+  for (const WriteItem& item : plan.items)
+    if (item.entry < 0 || static_cast<std::size_t>(item.entry) >= plan.entries.size())
+      throw InternalError("the finished plan names entry " + std::to_string(item.entry));
 }
 
-void Checkpointer::Impl::save(const State& state, const std::string& id, const SaveOptions& options) {
-  ProcessGroup& g = *group;
-  const int rank = g.rank();
-  const std::string what = "save of checkpoint '" + id + "'";
-  detail::CheckpointPaths paths;
-  detail::agree_on(g, what + " (validate)", [&] {
-    detail::fault_point("validate", rank);
-    paths = detail::checkpoint_paths(id);
-    detail::validate_state(state, rank, g.size(), detail::Purpose::Save);
-  });
-  make_plan(state, what);
+SaveFuture Checkpointer::Impl::async_save(const State& state, const std::string& id, const SaveOptions& options) {
+  const auto call_start = std::chrono::steady_clock::now();
+  finish_in_flight();
 
-  std::vector<std::uint64_t> checksums;
-  std::vector<WriteBuffer> buffers;
-  detail::agree_on(g, what + " (stage)", [&] {
-    detail::fault_point("stage", rank);
-    buffers = staging.stage(plan, state, rank, checksums);
-  });
-  detail::agree_on(g, what + " (prepare directory)", [&] {
-    detail::fault_point("prepare", rank);
-    detail::fault_point("open", rank);  // a rank that cannot take part in the open says so first
-    if (rank == 0) detail::begin_checkpoint(paths, options.overwrite);
-  });
+  auto op = std::make_shared<SaveOperation>();
+  op->task = std::make_shared<detail::SaveTask>(executor.get());
+  SaveFuture future(op->task);
+  ProcessGroup& g = options.no_dist ? *serial_group : options.process_group ? *options.process_group : *group;
+  Planner& p = options.planner ? *options.planner : *planner;
+  op->group = &g;
+  op->rank = g.rank();
+  op->collective = options.use_collectives || options.no_dist;
+  op->id = id;
+  op->what = "save of checkpoint '" + id + "'";
+  op->overwrite = options.overwrite;
+  op->staging = options.staging;
+  const int rank = op->rank;
+  const std::string& what = op->what;
 
-  std::shared_ptr<StorageWriter> writer = options.writer ? options.writer : make_hdf5_writer();
+  // Validate and plan (collective unless the save has no collectives).
+  auto phase_start = std::chrono::steady_clock::now();
   try {
-    detail::agree_on(g, what + " (open)", [&] { writer->open(paths.partial_dir, plan.entries, g); });
-    detail::agree_on(g, what + " (write)", [&] {
-      writer->write(buffers);
-      detail::fault_point("write", rank);
-    });
-    std::vector<std::vector<std::byte>> gathered = g.gather(to_bytes(checksums), 0);
-    std::vector<std::byte> blob;
-    detail::agree_on(g, what + " (metadata)", [&] {
-      detail::fault_point("metadata", rank);
-      if (rank != 0) return;
-      std::vector<std::vector<std::uint64_t>> all;
-      for (const auto& bytes : gathered) all.push_back(from_bytes(bytes));
-      blob = detail::encode_metadata(make_metadata(state, all));
-    });
-    broadcast_bytes(g, blob, 0);
-    detail::agree_on(g, what + " (commit)", [&] {
-      writer->finish(detail::decode_metadata(blob.data(), blob.size(), "the metadata being saved"));
-    });
-    detail::agree_on(g, what + " (publish)", [&] {
-      // Only rank 0 publishes; once it has renamed, the checkpoint exists, so nothing may fail after.
-      if (rank == 0) {
-        detail::fault_point("publish", rank);
-        detail::publish_checkpoint(paths);
-      }
-    });
+    if (op->collective) {
+      detail::agree_on(g, what + " (validate)", [&] {
+        detail::fault_point("validate", rank);
+        op->paths = detail::checkpoint_paths(id);
+        detail::validate_state(state, rank, g.size(), detail::Purpose::Save);
+        if (options.staging == StagingMode::Bounded && options.staging_budget_bytes < (std::size_t{2} << 20))
+          throw UsageError("the staging budget of " + std::to_string(options.staging_budget_bytes) +
+                           " bytes is below the minimum of 2 MiB");
+      });
+      make_plan(g, p, state, what);
+      op->global_items = &global_items;
+    } else {
+      detail::fault_point("validate", rank);
+      op->paths = detail::checkpoint_paths(id);
+      detail::validate_state(state, rank, g.size(), detail::Purpose::Save);
+      detail::fault_point("plan", rank);
+      make_local_plan(g, p, state);
+    }
   } catch (...) {
-    writer->abort();
-    g.barrier();  // every rank has closed its files before rank 0 removes them
-    if (rank == 0) detail::discard_checkpoint(paths);
-    throw;
+    if (op->collective) {  // agreed: the same error on every rank, nothing started
+      op->timings.plan_seconds = seconds_since(phase_start);
+      op->timings.stall_seconds = seconds_since(call_start);
+      op->task->complete(std::current_exception(), op->timings);
+      last_timings = op->timings;
+      return future;
+    }
+    // Without collectives the other ranks learn of it in the agreement at the end: go on with
+    // an empty plan, so this rank still takes part in it.
+    op->failure = in_step("plan", std::current_exception());
+    op->failed_step = "plan";
+    plan = SavePlan{};
   }
+  op->plan = &plan;
+  op->timings.plan_seconds = seconds_since(phase_start);
+  op->writer = options.writer              ? options.writer
+               : op->collective            ? std::shared_ptr<StorageWriter>(make_hdf5_writer())
+                                           : std::shared_ptr<StorageWriter>(make_hdf5_rank_files_writer());
+
+  // Snapshot what the commit reads from the state: the caller may change it once we return.
+  op->scalar_values.assign(plan.entries.size(), ScalarValue{});
+  for (std::size_t e = 0; e < plan.entries.size(); ++e) {
+    const EntryInfo& info = plan.entries[e];
+    if (info.kind != EntryKind::Scalar || info.distribution != Distribution::Replicated) continue;
+    if (const Entry* entry = state.find(info.name)) op->scalar_values[e] = read_scalar(*entry);
+  }
+  op->mirrors = state.mirrors();
+  op->sums.clear();
+  op->sums.resize(plan.items.size());
+
+  // Stage (caller's thread). A failure here is agreed on by the worker's first step.
+  phase_start = std::chrono::steady_clock::now();
+  std::exception_ptr stage_failure;
+  detail::Executor& exec = *executor;
+  SaveOperation* raw = op.get();
+  if (options.staging != StagingMode::Bounded) {
+    op->pieces.resize(1);
+    op->piece_failures.resize(1);
+    try {
+      detail::fault_point("stage", rank);
+      for (const auto& mirror : op->mirrors) mirror->copy_to_host();
+      staging.stage(plan, state, rank, options.staging == StagingMode::ZeroCopy, op->pieces[0], op->sums,
+                    op->checksum_later);
+    } catch (...) {
+      stage_failure = std::current_exception();
+      op->pieces[0].clear();
+    }
+    op->timings.stage_seconds = seconds_since(phase_start);
+    exec.post([raw, stage_failure] { raw->begin(stage_failure); });
+    exec.post([raw] { raw->write(0); });
+  } else {
+    const std::size_t half = detail::half_budget(options.staging_budget_bytes);
+    std::int64_t count = 0;
+    try {
+      op->bounded_pieces = detail::split_into_pieces(plan, half);
+      count = static_cast<std::int64_t>(op->bounded_pieces.size());
+    } catch (...) {
+      stage_failure = std::current_exception();
+    }
+    if (op->collective) g.allreduce(&count, 1, ReduceOp::Max);
+    const auto n = static_cast<std::size_t>(std::max<std::int64_t>(count, 1));
+    op->pieces.resize(n);
+    op->piece_failures.resize(n);
+    if (!stage_failure) {
+      try {
+        detail::fault_point("stage", rank);
+        for (const auto& mirror : op->mirrors) mirror->copy_to_host();
+      } catch (...) {
+        stage_failure = std::current_exception();
+      }
+    }
+    exec.post([raw] { raw->begin(nullptr); });
+    double stage_seconds = 0;
+    for (std::size_t k = 0; k < n; ++k) {
+      // Half k % 2 is free once piece k - 2 is written.
+      if (k >= 2) exec.run_until([raw, k] { return raw->pieces_written.load() >= static_cast<int>(k - 1); });
+      const auto piece_start = std::chrono::steady_clock::now();
+      if (stage_failure) {
+        op->piece_failures[k] = stage_failure;
+      } else if (k < op->bounded_pieces.size() && !op->failed.load()) {
+        try {
+          staging.stage_piece(op->bounded_pieces[k], plan, state, rank, static_cast<int>(k % 2), half, op->pieces[k],
+                              op->sums);
+        } catch (...) {
+          op->piece_failures[k] = std::current_exception();
+        }
+      }
+      stage_seconds += seconds_since(piece_start);
+      exec.post([raw, k] { raw->write(k); });
+    }
+    op->timings.stage_seconds = stage_seconds;
+  }
+  // Set before the last job is posted: that job reports the timings.
+  op->timings.stall_seconds = seconds_since(call_start);
+  exec.post([raw] {
+    raw->commit();
+    raw->complete();
+  });
+  in_flight = std::move(op);
+  return future;
 }
 
 void Checkpointer::Impl::load(State& state, const std::string& id, const LoadOptions& options) {
-  ProcessGroup& g = *group;
+  finish_in_flight();
+  ProcessGroup& g = options.no_dist ? *serial_group : options.process_group ? *options.process_group : *group;
+  // Storage calls stay on the worker, like those of saves: HDF5 is called from one thread only.
+  std::exception_ptr failure;
+  executor->post([&] {
+    try {
+      load_on(g, state, id, options);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+  });
+  executor->drain();
+  if (failure) std::rethrow_exception(failure);
+  for (const auto& mirror : state.mirrors()) mirror->copy_from_host();
+  for (Stateful* object : state.statefuls()) object->restored();
+}
+
+void Checkpointer::Impl::load_on(ProcessGroup& g, State& state, const std::string& id, const LoadOptions& options) {
   const int rank = g.rank();
   const int world = g.size();
   const std::string what = "load of checkpoint '" + id + "'";
@@ -384,17 +777,15 @@ void Checkpointer::Impl::load(State& state, const std::string& id, const LoadOpt
     throw;
   }
   reader->close();
-  for (Stateful* object : state.statefuls()) object->restored();
 }
 
-Checkpointer::Checkpointer(MPI_Comm comm) : m_impl(std::make_unique<Impl>()) {
-  m_impl->group = std::make_shared<MpiProcessGroup>(comm);
-}
+Checkpointer::Checkpointer() : m_impl(std::make_unique<Impl>(std::make_shared<SerialProcessGroup>())) {}
 
-Checkpointer::Checkpointer(std::shared_ptr<ProcessGroup> group) : m_impl(std::make_unique<Impl>()) {
-  if (!group) throw UsageError("Checkpointer: the process group is null");
-  m_impl->group = std::move(group);
-}
+Checkpointer::Checkpointer(MPI_Comm comm) : m_impl(std::make_unique<Impl>(std::make_shared<MpiProcessGroup>(comm))) {}
+
+Checkpointer::Checkpointer(std::shared_ptr<ProcessGroup> group)
+    : m_impl(group ? std::make_unique<Impl>(std::move(group))
+                   : throw UsageError("Checkpointer: the process group is null")) {}
 
 Checkpointer::~Checkpointer() = default;
 Checkpointer::Checkpointer(Checkpointer&&) noexcept = default;
@@ -402,20 +793,38 @@ Checkpointer& Checkpointer::operator=(Checkpointer&&) noexcept = default;
 
 void Checkpointer::set_planner(std::shared_ptr<Planner> planner) {
   if (!planner) throw UsageError("set_planner: the planner is null");
+  m_impl->finish_in_flight();  // the save in flight still uses the old plan
   m_impl->planner = std::move(planner);
   m_impl->plan_cached = false;
 }
 
+SaveFuture Checkpointer::async_save(const State& state, const std::string& id, const SaveOptions& options) {
+  return m_impl->async_save(state, id, options);
+}
+
 void Checkpointer::save(const State& state, const std::string& id, const SaveOptions& options) {
-  m_impl->save(state, id, options);
+  m_impl->async_save(state, id, options).get();
 }
 
 void Checkpointer::load(State& state, const std::string& id, const LoadOptions& options) {
   m_impl->load(state, id, options);
 }
 
+void Checkpointer::wait() {
+  m_impl->finish_in_flight();
+}
+
 ProcessGroup& Checkpointer::process_group() noexcept {
   return *m_impl->group;
+}
+
+bool Checkpointer::background_writes() const noexcept {
+  return m_impl->executor->mode() == detail::Executor::Mode::Background;
+}
+
+SaveTimings Checkpointer::last_save_timings() const {
+  m_impl->finish_in_flight();
+  return m_impl->last_timings;
 }
 
 const char* version() noexcept {

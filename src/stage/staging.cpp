@@ -2,10 +2,11 @@
 
 #include <cairn/error.hpp>
 
-#include "core/checksum.hpp"
 #include "core/region.hpp"
 #include "core/strided_copy.hpp"
 
+#include <algorithm>
+#include <cstring>
 #include <string>
 #include <string_view>
 #include <unordered_map>
@@ -16,6 +17,12 @@ namespace {
 
 // Slabs of about this many bytes are copied and then checksummed while still in cache.
 constexpr std::int64_t slab_bytes = std::int64_t{1} << 20;
+// Each staged item starts on a cache line.
+constexpr std::size_t alignment = 64;
+
+std::size_t align_up(std::size_t n) {
+  return (n + alignment - 1) / alignment * alignment;
+}
 
 // True when `region` of `chunk` is one contiguous byte range of caller memory: the chunk is
 // row-major and contiguous and the region spans every dimension but the first.
@@ -26,13 +33,13 @@ bool region_is_contiguous(const Chunk& chunk, const Region& region) {
   return true;
 }
 
-// Copies `region` of `chunk` into `out` (row-major), slab by slab, checksumming as it goes.
-std::uint64_t copy_and_checksum(const Chunk& chunk, const Region& region, std::size_t esize, std::byte* out) {
+// Copies `region` of `chunk` into `out` (row-major), slab by slab, feeding `sum` as it goes.
+void copy_and_checksum(const Chunk& chunk, const Region& region, std::size_t esize, std::byte* out,
+                       Checksummer& sum) {
   const Extents src_strides = chunk_strides(chunk);
   const Extents dst_strides = row_major_strides(region.shape);
   const std::int64_t row_bytes = dst_strides.empty() ? 0 : dst_strides[0] * static_cast<std::int64_t>(esize);
   const std::int64_t rows_per_slab = std::max<std::int64_t>(1, row_bytes > 0 ? slab_bytes / row_bytes : 1);
-  Checksummer sum;
   Region slab = region;
   for (std::int64_t row = 0; row < region.shape[0]; row += rows_per_slab) {
     slab.offset[0] = region.offset[0] + row;
@@ -42,63 +49,198 @@ std::uint64_t copy_and_checksum(const Chunk& chunk, const Region& region, std::s
     strided_copy(src, src_strides, dst, dst_strides, slab.shape, esize);
     sum.update(dst, static_cast<std::size_t>(slab.shape[0] * row_bytes));
   }
-  return sum.digest();
+}
+
+// Copies a contiguous range, slab by slab, feeding `sum`.
+void copy_and_checksum(const std::byte* src, std::size_t bytes, std::byte* out, Checksummer& sum) {
+  for (std::size_t at = 0; at < bytes; at += static_cast<std::size_t>(slab_bytes)) {
+    const std::size_t n = std::min(bytes - at, static_cast<std::size_t>(slab_bytes));
+    std::memcpy(out + at, src + at, n);
+    sum.update(out + at, n);
+  }
+}
+
+// Where the bytes of plan items come from.
+class Sources {
+ public:
+  Sources(const SavePlan& plan, const State& state, int rank) : m_plan(plan), m_rank(rank) {
+    m_by_name.reserve(state.size());
+    for (const Entry& entry : state.entries()) m_by_name.emplace(entry.name, &entry);
+  }
+
+  const Entry& entry_of(const WriteItem& item) const {
+    const EntryInfo& info = m_plan.entries.at(static_cast<std::size_t>(item.entry));
+    auto found = m_by_name.find(info.name);
+    if (found == m_by_name.end())
+      throw InternalError("staging on rank " + std::to_string(m_rank) + ": the plan names entry '" + info.name +
+                          "' which the state does not hold");
+    return *found->second;
+  }
+
+  // The caller's bytes of `item` when they are one contiguous range, else nullptr.
+  const std::byte* contiguous(const WriteItem& item) const {
+    const Entry& entry = entry_of(item);
+    const std::size_t esize = dtype_size(m_plan.entries[static_cast<std::size_t>(item.entry)].dtype);
+    if (const auto* array = std::get_if<ArrayEntry>(&entry.value)) {
+      const Chunk& chunk = array->chunks.at(static_cast<std::size_t>(item.chunk));
+      if (!region_is_contiguous(chunk, item.region)) return nullptr;
+      return static_cast<const std::byte*>(chunk_element(chunk, chunk_strides(chunk), item.region.offset, esize));
+    }
+    if (const auto* blob = std::get_if<BytesEntry>(&entry.value)) {
+      const std::byte* base = blob->vector ? blob->vector->data() : static_cast<const std::byte*>(blob->data);
+      return base + (item.region.offset[0] - item.source_offset[0]);
+    }
+    const auto& target = std::get<ScalarEntry>(entry.value).target;
+    if (const auto* i64 = std::get_if<std::int64_t*>(&target)) return reinterpret_cast<const std::byte*>(*i64);
+    if (const auto* f64 = std::get_if<double*>(&target)) return reinterpret_cast<const std::byte*>(*f64);
+    throw InternalError("staging on rank " + std::to_string(m_rank) + ": entry '" + entry.name +
+                        "' is a string scalar, which is never written as data");
+  }
+
+  // Copies `item` (or a sub-region of a plan item) into `out`, feeding `sum`.
+  void copy(const WriteItem& item, std::byte* out, Checksummer& sum) const {
+    const Entry& entry = entry_of(item);
+    const std::size_t esize = dtype_size(m_plan.entries[static_cast<std::size_t>(item.entry)].dtype);
+    if (const auto* array = std::get_if<ArrayEntry>(&entry.value)) {
+      copy_and_checksum(array->chunks.at(static_cast<std::size_t>(item.chunk)), item.region, esize, out, sum);
+      return;
+    }
+    copy_and_checksum(contiguous(item), static_cast<std::size_t>(volume(item.region.shape)) * esize, out, sum);
+  }
+
+ private:
+  const SavePlan& m_plan;
+  int m_rank;
+  std::unordered_map<std::string_view, const Entry*> m_by_name;
+};
+
+// Cuts `region` into boxes of at most `max_bytes`, in row-major order: the outer dimensions one
+// index at a time, dimension `d` in slabs, the inner dimensions whole.
+void split_region(const Region& region, std::size_t esize, std::size_t max_bytes, std::vector<Region>& out) {
+  const std::size_t dims = region.shape.size();
+  std::size_t d = 0;
+  std::size_t inner = esize;  // bytes of one index step of dimension d
+  for (std::size_t k = 1; k < dims; ++k) inner *= static_cast<std::size_t>(region.shape[k]);
+  while (inner > max_bytes && d + 1 < dims) {
+    ++d;
+    inner /= static_cast<std::size_t>(region.shape[d]);
+  }
+  if (inner > max_bytes) throw InternalError("split_region: one element exceeds the piece size");
+  const auto step = static_cast<std::int64_t>(std::max<std::size_t>(1, max_bytes / inner));
+  Extents index(region.offset.begin(), region.offset.begin() + static_cast<std::ptrdiff_t>(d));
+  for (;;) {
+    for (std::int64_t at = 0; at < region.shape[d]; at += step) {
+      Region box = region;
+      for (std::size_t k = 0; k < d; ++k) {
+        box.offset[k] = index[k];
+        box.shape[k] = 1;
+      }
+      box.offset[d] = region.offset[d] + at;
+      box.shape[d] = std::min(step, region.shape[d] - at);
+      out.push_back(std::move(box));
+    }
+    // Next outer index, last dimension fastest.
+    std::size_t k = d;
+    while (k > 0) {
+      --k;
+      if (++index[k] < region.offset[k] + region.shape[k]) break;
+      index[k] = region.offset[k];
+      if (k == 0) return;
+    }
+    if (d == 0) return;
+  }
 }
 
 }  // namespace
 
-std::vector<WriteBuffer> Staging::stage(const SavePlan& plan, const State& state, int rank,
-                                        std::vector<std::uint64_t>& checksums) {
-  std::unordered_map<std::string_view, const Entry*> by_name;
-  by_name.reserve(state.size());
-  for (const Entry& entry : state.entries()) by_name.emplace(entry.name, &entry);
-
-  std::vector<WriteBuffer> buffers;
-  buffers.reserve(plan.items.size());
-  checksums.assign(plan.items.size(), 0);
-  std::size_t next_buffer = 0;
-  for (std::size_t i = 0; i < plan.items.size(); ++i) {
-    const WriteItem& item = plan.items[i];
-    const EntryInfo& info = plan.entries.at(static_cast<std::size_t>(item.entry));
-    auto found = by_name.find(info.name);
-    if (found == by_name.end())
-      throw InternalError("staging on rank " + std::to_string(rank) + ": the plan names entry '" + info.name +
-                          "' which the state does not hold");
-    const Entry& entry = *found->second;
-    const std::size_t esize = dtype_size(info.dtype);
-    const auto bytes = static_cast<std::size_t>(volume(item.region.shape)) * esize;
-    const void* data = nullptr;
-    if (const auto* array = std::get_if<ArrayEntry>(&entry.value)) {
-      const Chunk& chunk = array->chunks.at(static_cast<std::size_t>(item.chunk));
-      if (region_is_contiguous(chunk, item.region)) {
-        data = chunk_element(chunk, chunk_strides(chunk), item.region.offset, esize);
-        checksums[i] = checksum(data, bytes);
-      } else {
-        if (next_buffer == m_buffers.size()) m_buffers.emplace_back();
-        std::vector<std::byte>& buffer = m_buffers[next_buffer++];
-        if (buffer.size() < bytes) buffer.resize(bytes);
-        checksums[i] = copy_and_checksum(chunk, item.region, esize, buffer.data());
-        data = buffer.data();
-      }
-    } else if (const auto* blob = std::get_if<BytesEntry>(&entry.value)) {
-      const std::byte* base = blob->vector ? blob->vector->data() : static_cast<const std::byte*>(blob->data);
-      data = base + (item.region.offset[0] - item.source_offset[0]);
-      checksums[i] = checksum(data, bytes);
-    } else {
-      const auto& target = std::get<ScalarEntry>(entry.value).target;
-      if (const auto* i64 = std::get_if<std::int64_t*>(&target)) data = *i64;
-      if (const auto* f64 = std::get_if<double*>(&target)) data = *f64;
-      checksums[i] = checksum(data, bytes);
-    }
-    buffers.push_back(WriteBuffer{&item, data});
-  }
-  return buffers;
+std::size_t item_bytes(const SavePlan& plan, const WriteItem& item) {
+  return static_cast<std::size_t>(volume(item.region.shape)) *
+         dtype_size(plan.entries.at(static_cast<std::size_t>(item.entry)).dtype);
 }
 
-std::size_t Staging::capacity() const noexcept {
+std::size_t half_budget(std::size_t budget) noexcept {
+  return budget / 2 / alignment * alignment;
+}
+
+std::vector<Piece> split_into_pieces(const SavePlan& plan, std::size_t piece_bytes) {
+  std::vector<Piece> pieces;
+  std::vector<Region> boxes;
+  for (std::size_t i = 0; i < plan.items.size(); ++i) {
+    const WriteItem& item = plan.items[i];
+    const std::size_t esize = dtype_size(plan.entries.at(static_cast<std::size_t>(item.entry)).dtype);
+    if (esize > piece_bytes) throw UsageError("the staging budget is smaller than one element");
+    boxes.clear();
+    split_region(item.region, esize, piece_bytes, boxes);
+    for (Region& box : boxes) {
+      const std::size_t bytes = static_cast<std::size_t>(volume(box.shape)) * esize;
+      if (pieces.empty() || pieces.back().bytes + align_up(bytes) > piece_bytes) pieces.emplace_back();
+      Piece& piece = pieces.back();
+      WriteItem sub = item;
+      sub.region = std::move(box);
+      piece.items.push_back(std::move(sub));
+      piece.plan_item.push_back(i);
+      piece.bytes += align_up(bytes);
+    }
+  }
+  return pieces;
+}
+
+std::byte* Staging::reserve(std::size_t bytes) {
+  if (bytes > m_capacity) {
+    m_memory.reset();  // never hold the old and the new block at once
+    m_memory.reset(new std::byte[bytes]);
+    m_capacity = bytes;
+  }
+  return m_memory.get();
+}
+
+void Staging::release() noexcept {
+  m_memory.reset();
+  m_capacity = 0;
+}
+
+void Staging::stage(const SavePlan& plan, const State& state, int rank, bool in_place,
+                    std::vector<WriteBuffer>& buffers, ItemChecksums& sums, std::vector<char>& checksum_later) {
+  const Sources sources(plan, state, rank);
+  buffers.clear();
+  buffers.reserve(plan.items.size());
+  checksum_later.assign(plan.items.size(), 0);
+  // First pass: what stays in place and how much memory the rest needs.
+  std::vector<const std::byte*> direct(plan.items.size(), nullptr);
   std::size_t total = 0;
-  for (const auto& b : m_buffers) total += b.capacity();
-  return total;
+  for (std::size_t i = 0; i < plan.items.size(); ++i) {
+    if (in_place) direct[i] = sources.contiguous(plan.items[i]);
+    if (direct[i] == nullptr) total += align_up(item_bytes(plan, plan.items[i]));
+  }
+  std::byte* memory = reserve(total);
+  std::size_t at = 0;
+  for (std::size_t i = 0; i < plan.items.size(); ++i) {
+    const WriteItem& item = plan.items[i];
+    if (direct[i] != nullptr) {
+      checksum_later[i] = 1;
+      buffers.push_back(WriteBuffer{&item, direct[i]});
+      continue;
+    }
+    std::byte* out = memory + at;
+    at += align_up(item_bytes(plan, item));
+    sources.copy(item, out, sums[i]);
+    buffers.push_back(WriteBuffer{&item, out});
+  }
+}
+
+void Staging::stage_piece(const Piece& piece, const SavePlan& plan, const State& state, int rank, int half,
+                          std::size_t half_bytes, std::vector<WriteBuffer>& buffers, ItemChecksums& sums) {
+  const Sources sources(plan, state, rank);
+  std::byte* memory = reserve(2 * half_bytes) + static_cast<std::size_t>(half) * half_bytes;
+  buffers.clear();
+  std::size_t at = 0;
+  for (std::size_t k = 0; k < piece.items.size(); ++k) {
+    const WriteItem& item = piece.items[k];
+    std::byte* out = memory + at;
+    at += align_up(item_bytes(plan, item));
+    sources.copy(item, out, sums[piece.plan_item[k]]);
+    buffers.push_back(WriteBuffer{&item, out});
+  }
 }
 
 }  // namespace cairn::detail

@@ -1,32 +1,69 @@
-// Step 3 of a save: turns plan items into contiguous row-major buffers, with their checksums.
+// Step 3 of a save: turns plan items into contiguous row-major buffers, checksummed as they are
+// copied, in memory the checkpointer owns and reuses from save to save.
 #pragma once
 
 #include <cairn/planner.hpp>
 #include <cairn/state.hpp>
 #include <cairn/storage.hpp>
 
+#include "core/checksum.hpp"
+
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 namespace cairn::detail {
 
-/// Owns the staging memory of one checkpointer and reuses it from save to save.
+/// One checksum per plan item, fed in row-major order as the item's bytes pass by.
+using ItemChecksums = std::vector<Checksummer>;
+
+/// A part of a plan that fits a staging budget: sub-items (regions inside the plan's items, in
+/// row-major order within each item) and, for each, the plan item it belongs to.
+struct Piece {
+  std::vector<WriteItem> items;
+  std::vector<std::size_t> plan_item;
+  std::size_t bytes = 0;
+};
+
+/// Bytes of an item's region in the entry's dtype.
+std::size_t item_bytes(const SavePlan& plan, const WriteItem& item);
+
+/// Staging memory is split in two halves so that one piece is staged while the other is written.
+/// The size of one half of `budget` bytes, a multiple of the staging alignment.
+std::size_t half_budget(std::size_t budget) noexcept;
+
+/// Splits the items of `plan` into pieces of at most `piece_bytes` each (a multiple of 64; items
+/// larger than that become several sub-items, cut along the outermost dimensions). Throws
+/// UsageError when a single element does not fit.
+std::vector<Piece> split_into_pieces(const SavePlan& plan, std::size_t piece_bytes);
+
+/// Owns the staging memory of one checkpointer. Not thread-safe: staging runs on the caller's
+/// thread, and the memory is only released there.
 class Staging {
  public:
-  /// Returns one buffer per item of `plan` (a finished plan for this rank), taking bytes from
-  /// `state`. Items already contiguous and row-major in caller memory are used in place; others
-  /// are copied. `checksums` receives each item's xxh3-64, in item order, computed as the bytes
-  /// are copied rather than in a second pass. Throws InternalError when the plan names data the
-  /// state does not have.
-  std::vector<WriteBuffer> stage(const SavePlan& plan, const State& state, int rank,
-                                 std::vector<std::uint64_t>& checksums);
+  /// Stages every item of `plan` (a finished plan for this rank) from `state` into `buffers`,
+  /// one per item. With `in_place` false every byte is copied into owned memory, checksummed
+  /// while it is copied. With `in_place` true, items that are one contiguous range of caller
+  /// memory are written from there and `checksum_later[i]` is set (the worker checksums them);
+  /// the others are copied. Throws InternalError when the plan names data the state lacks.
+  void stage(const SavePlan& plan, const State& state, int rank, bool in_place, std::vector<WriteBuffer>& buffers,
+             ItemChecksums& sums, std::vector<char>& checksum_later);
+
+  /// Stages `piece` into half `half` (0 or 1) of owned memory of two halves of `half_bytes`.
+  void stage_piece(const Piece& piece, const SavePlan& plan, const State& state, int rank, int half,
+                   std::size_t half_bytes, std::vector<WriteBuffer>& buffers, ItemChecksums& sums);
 
   /// Bytes of staging memory currently held.
-  std::size_t capacity() const noexcept;
+  std::size_t capacity() const noexcept { return m_capacity; }
+  /// Frees the staging memory.
+  void release() noexcept;
 
  private:
-  std::vector<std::vector<std::byte>> m_buffers;
+  std::byte* reserve(std::size_t bytes);
+
+  std::unique_ptr<std::byte[]> m_memory;
+  std::size_t m_capacity = 0;
 };
 
 }  // namespace cairn::detail

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -83,7 +84,9 @@ CheckpointPaths checkpoint_paths(const std::string& id) {
   return paths;
 }
 
-void begin_checkpoint(const CheckpointPaths& paths, bool overwrite) {
+namespace {
+
+void check_final_dir(const CheckpointPaths& paths, bool overwrite) {
   make_directories(paths.parent_dir);
   struct stat st {};
   if (exists(paths.final_dir, st)) {
@@ -98,8 +101,34 @@ void begin_checkpoint(const CheckpointPaths& paths, bool overwrite) {
   }
   if (::access(paths.parent_dir.c_str(), W_OK | X_OK) != 0)
     storage_fail("cannot write checkpoints into directory", paths.parent_dir, errno);
+}
+
+}  // namespace
+
+void begin_checkpoint(const CheckpointPaths& paths, bool overwrite) {
+  check_final_dir(paths, overwrite);
+  struct stat st {};
   if (exists(paths.partial_dir, st)) remove_tree(paths.partial_dir);  // left by a save that never published
   if (::mkdir(paths.partial_dir.c_str(), 0777) != 0) storage_fail("cannot create directory", paths.partial_dir, errno);
+}
+
+void join_checkpoint(const CheckpointPaths& paths, bool overwrite) {
+  check_final_dir(paths, overwrite);
+  if (::mkdir(paths.partial_dir.c_str(), 0777) != 0 && errno != EEXIST)
+    storage_fail("cannot create directory", paths.partial_dir, errno);
+}
+
+void keep_only(const std::string& dir, const std::vector<std::string>& keep) {
+  DIR* stream = ::opendir(dir.c_str());
+  if (stream == nullptr) storage_fail("cannot list directory", dir, errno);
+  std::vector<std::string> doomed;
+  while (const dirent* e = ::readdir(stream)) {
+    const std::string name = e->d_name;
+    if (name == "." || name == "..") continue;
+    if (std::find(keep.begin(), keep.end(), name) == keep.end()) doomed.push_back(name);
+  }
+  ::closedir(stream);
+  for (const std::string& name : doomed) remove_tree(dir + "/" + name);
 }
 
 void publish_checkpoint(const CheckpointPaths& paths) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 namespace cairn::detail {
 
@@ -23,6 +24,14 @@ CheckpointPaths checkpoint_paths(const std::string& id);
 /// a file (UsageError) or an existing checkpoint without `overwrite` (UsageError), checks that the
 /// parent is writable (StorageError), removes a stale partial directory and creates a fresh one.
 void begin_checkpoint(const CheckpointPaths& paths, bool overwrite);
+
+/// Every rank on its own, in saves without collectives: the checks of begin_checkpoint, then
+/// creates the partial directory unless another rank already has. A stale partial directory is
+/// reused; before publishing, rank 0 removes what this save did not write (keep_only).
+void join_checkpoint(const CheckpointPaths& paths, bool overwrite);
+
+/// Removes every entry of directory `dir` whose name is not in `keep`. Throws StorageError.
+void keep_only(const std::string& dir, const std::vector<std::string>& keep);
 
 /// Rank 0, once every rank's data is durable: fsyncs the partial directory, moves it to the final
 /// name (swapping atomically with an existing checkpoint when the system can), fsyncs the parent,

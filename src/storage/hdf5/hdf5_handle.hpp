@@ -84,7 +84,8 @@ Handle file_type(DType dtype);
 /// The dtype a stored HDF5 type corresponds to; false when Cairn does not know it.
 bool dtype_of_type(hid_t type, DType& out);
 
-/// Creates the property list for an MPI-IO file access on `comm` with collective metadata.
+/// Creates the property list for an MPI-IO file access on `comm` with collective metadata; with
+/// MPI_COMM_NULL (no MPI), one for HDF5's default POSIX driver.
 Handle mpio_file_access(MPI_Comm comm);
 /// Collective (or independent) data transfer properties.
 Handle transfer(bool collective);

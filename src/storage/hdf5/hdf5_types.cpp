@@ -142,6 +142,7 @@ bool dtype_of_type(hid_t type, DType& out) {
 
 Handle mpio_file_access(MPI_Comm comm) {
   Handle fapl = plist(check(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate(file access)"));
+  if (comm == MPI_COMM_NULL) return fapl;  // one process without MPI: HDF5's POSIX driver
   check_status(H5Pset_fapl_mpio(fapl.get(), comm, MPI_INFO_NULL), "H5Pset_fapl_mpio");
   // Metadata is read once and broadcast, and written collectively: fewer small requests at scale.
   check_status(H5Pset_all_coll_metadata_ops(fapl.get(), true), "H5Pset_all_coll_metadata_ops");

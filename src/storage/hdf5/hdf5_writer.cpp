@@ -86,22 +86,33 @@ class Hdf5Writer final : public StorageWriter {
   void write(const std::vector<WriteBuffer>& buffers) override {
     h5::QuietErrors quiet;
     std::exception_ptr failure;
+    // Collective write rounds per dataset: the most buffers any rank has for it in this call (a
+    // bounded save calls write() once per piece, with a different share of each entry each time).
+    std::vector<std::int64_t> rounds(m_entries->size(), 0);
+    bool misplaced = false;
+    for (const WriteBuffer& b : buffers) {
+      if (b.item->entry < 0 || static_cast<std::size_t>(b.item->entry) >= rounds.size())
+        misplaced = true;  // reported after the collective calls, which every rank must make
+      else
+        ++rounds[static_cast<std::size_t>(b.item->entry)];
+    }
+    m_group->allreduce(rounds.data(), rounds.size(), ReduceOp::Max);
     Handle dxpl = h5::transfer(true);
     Handle none_space = h5::empty_selection_space();
     std::size_t next = 0;  // buffers arrive grouped by entry, in entry order
     for (std::size_t e = 0; e < m_entries->size(); ++e) {
       const EntryInfo& info = (*m_entries)[e];
-      if (info.max_items_per_rank == 0) continue;
+      if (rounds[e] == 0) continue;
       std::size_t end = next;
       while (end < buffers.size() && static_cast<std::size_t>(buffers[end].item->entry) == e) ++end;
-      // Every rank makes max_items_per_rank collective calls for this dataset, with an empty
-      // selection when it has no item left, even after a failure: no rank may be left waiting.
+      // Every rank makes rounds[e] collective calls for this dataset, with an empty selection
+      // when it has no buffer left, even after a failure: no rank may be left waiting.
       try {
         Handle dset = h5::dataset(h5::check(H5Dopen2(m_file.get(), info.name.c_str(), H5P_DEFAULT),
                                             "cannot open dataset '" + info.name + "'"));
         Handle file_space = h5::dataspace(h5::check(H5Dget_space(dset.get()), "H5Dget_space"));
         Handle type = h5::memory_type(info.dtype);
-        for (std::int32_t round = 0; round < info.max_items_per_rank; ++round) {
+        for (std::int64_t round = 0; round < rounds[e]; ++round) {
           const std::size_t index = next + static_cast<std::size_t>(round);
           herr_t rc;
           if (index < end) {
@@ -125,6 +136,8 @@ class Hdf5Writer final : public StorageWriter {
       }
       next = end;
     }
+    if ((misplaced || next != buffers.size()) && !failure)
+      failure = std::make_exception_ptr(InternalError("write buffers of '" + m_path + "' are not in entry order"));
     if (failure) std::rethrow_exception(failure);
   }
 
