@@ -1,4 +1,5 @@
-# cairn_add_mpi_test(<name> TARGET <exe> RANKS <n>... [LABELS <l>...] [TIMEOUT <s>] [ARGS <a>...])
+# cairn_add_mpi_test(<name> TARGET <exe> RANKS <n>... [LABELS <l>...] [TIMEOUT <s>] [ARGS <a>...]
+#                    [ENVIRONMENT <VAR=value>...])
 # Registers one ctest test per rank count, "<name>.np<n>", each run under mpiexec with a timeout so
 # that a hung collective fails the test instead of stalling the suite.
 set(CAIRN_MPIEXEC_PREFLAGS "" CACHE STRING "Extra flags for mpiexec in tests")
@@ -18,7 +19,7 @@ set(CAIRN_TEST_ENVIRONMENT
   OMPI_MCA_btl_vader_single_copy_mechanism=none)
 
 function(cairn_add_mpi_test name)
-  cmake_parse_arguments(T "" "TARGET;TIMEOUT" "RANKS;LABELS;ARGS" ${ARGN})
+  cmake_parse_arguments(T "" "TARGET;TIMEOUT" "RANKS;LABELS;ARGS;ENVIRONMENT" ${ARGN})
   if(NOT T_TIMEOUT)
     set(T_TIMEOUT 180)
   endif()
@@ -29,6 +30,6 @@ function(cairn_add_mpi_test name)
               $<TARGET_FILE:${T_TARGET}> ${T_ARGS})
     set_tests_properties(${test_name} PROPERTIES
       TIMEOUT ${T_TIMEOUT} PROCESSORS ${np} LABELS "${T_LABELS}"
-      ENVIRONMENT "${CAIRN_TEST_ENVIRONMENT}")
+      ENVIRONMENT "${CAIRN_TEST_ENVIRONMENT};${T_ENVIRONMENT}")
   endforeach()
 endfunction()

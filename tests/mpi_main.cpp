@@ -4,6 +4,8 @@
 #include <mpi.h>
 
 #include <cstdio>
+#include <cstdlib>
+#include <cstring>
 
 namespace {
 
@@ -23,8 +25,14 @@ class RankFailurePrinter : public testing::EmptyTestEventListener {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // CAIRN_TEST_MPI_THREAD_LEVEL=funneled|serialized runs the suite below MPI_THREAD_MULTIPLE.
+  int wanted = MPI_THREAD_MULTIPLE;
+  if (const char* level = std::getenv("CAIRN_TEST_MPI_THREAD_LEVEL")) {
+    if (std::strcmp(level, "funneled") == 0) wanted = MPI_THREAD_FUNNELED;
+    if (std::strcmp(level, "serialized") == 0) wanted = MPI_THREAD_SERIALIZED;
+  }
   int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
+  MPI_Init_thread(&argc, &argv, wanted, &provided);
   testing::InitGoogleTest(&argc, argv);
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);

@@ -18,12 +18,12 @@ int world_size() {
   return n;
 }
 
-TempDir::TempDir(MPI_Comm comm) : m_comm(comm) {
+TempDir::TempDir(MPI_Comm comm, const char* base_dir) : m_comm(comm) {
   int rank = 0;
   MPI_Comm_rank(comm, &rank);
   char buffer[4096] = {};
   if (rank == 0) {
-    const char* base = std::getenv("CAIRN_TEST_TMPDIR");
+    const char* base = base_dir ? base_dir : std::getenv("CAIRN_TEST_TMPDIR");
     if (base == nullptr) base = std::getenv("TMPDIR");
     std::string templ = std::string(base ? base : "/tmp") + "/cairn-test-XXXXXX";
     if (::mkdtemp(templ.data()) == nullptr) std::abort();

@@ -16,10 +16,11 @@ namespace cairn::test {
 int world_rank();
 int world_size();
 
-/// Collective over `comm`: a fresh directory made by rank 0, removed when the object dies.
+/// Collective over `comm`: a fresh directory made by rank 0 under `base` (default: CAIRN_TEST_TMPDIR,
+/// TMPDIR or /tmp), removed when the object dies.
 class TempDir {
  public:
-  explicit TempDir(MPI_Comm comm = MPI_COMM_WORLD);
+  explicit TempDir(MPI_Comm comm = MPI_COMM_WORLD, const char* base = nullptr);
   ~TempDir();
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;

@@ -1,0 +1,368 @@
+// async_save: the caller regains control before the write ends, staged bytes are a snapshot,
+// errors reach every rank, and the worker runs clean under both MPI thread levels.
+#include "test_support.hpp"
+
+#include <cairn/cairn.hpp>
+
+#include <gtest/gtest.h>
+#include <mpi.h>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <mutex>
+#include <thread>
+#include <unistd.h>
+
+namespace cairn::test {
+namespace {
+
+bool background_mpi() {
+  int provided = 0;
+  MPI_Query_thread(&provided);
+  return provided == MPI_THREAD_MULTIPLE;
+}
+
+// A field of `rows` x 64 doubles per rank, stacked by rank, with every value derived from the
+// global index and `seed`.
+struct Field {
+  static constexpr std::int64_t cols = 64;
+  std::int64_t rows;
+  std::vector<double> values;
+  State state;
+  std::int64_t step = 0;
+  std::vector<std::byte> rng;
+
+  explicit Field(std::int64_t rows_per_rank, int seed = 1, int ranks = world_size(), int rank = world_rank())
+      : rows(rows_per_rank), values(static_cast<std::size_t>(rows_per_rank * cols)), rng(16 + static_cast<std::size_t>(rank)) {
+    fill(seed, rank);
+    state.add_array("field", Extents{rows * ranks, cols}, Extents{rows * rank, 0}, Extents{rows, cols}, values.data());
+    state.add_scalar("step", step);
+    state.add_bytes("rng", rng);
+  }
+  void fill(int seed, int rank = world_rank()) {
+    for (std::size_t i = 0; i < values.size(); ++i)
+      values[i] = pattern(static_cast<std::int64_t>(i) + rows * cols * rank, seed);
+    step = seed;
+    for (std::size_t i = 0; i < rng.size(); ++i) rng[i] = static_cast<std::byte>(seed * 7 + rank + static_cast<int>(i));
+  }
+  // True when this rank's data equals what fill(seed) gives.
+  bool holds(int seed, int rank = world_rank()) const {
+    for (std::size_t i = 0; i < values.size(); ++i)
+      if (values[i] != pattern(static_cast<std::int64_t>(i) + rows * cols * rank, seed)) return false;
+    for (std::size_t i = 0; i < rng.size(); ++i)
+      if (rng[i] != static_cast<std::byte>(seed * 7 + rank + static_cast<int>(i))) return false;
+    return step == seed;
+  }
+  void clear() {
+    std::fill(values.begin(), values.end(), -1.0);
+    std::fill(rng.begin(), rng.end(), std::byte{0});
+    step = -1;
+  }
+};
+
+// Wraps the HDF5 writer; write() blocks until the test releases it, and counts its calls.
+class BlockingWriter final : public StorageWriter {
+ public:
+  void open(const std::string& directory, const std::vector<EntryInfo>& entries, ProcessGroup& group) override {
+    m_inner->open(directory, entries, group);
+  }
+  void write(const std::vector<WriteBuffer>& buffers) override {
+    {
+      std::unique_lock<std::mutex> lock(m_mutex);
+      m_entered = true;
+      m_changed.notify_all();
+      m_changed.wait(lock, [this] { return m_released; });
+    }
+    m_inner->write(buffers);
+    m_writes.fetch_add(1);
+  }
+  void finish(const Metadata& metadata) override {
+    m_inner->finish(metadata);
+    m_finished.store(true);
+  }
+  void abort() noexcept override { m_inner->abort(); }
+
+  void release() {
+    std::lock_guard<std::mutex> lock(m_mutex);
+    m_released = true;
+    m_changed.notify_all();
+  }
+  void wait_until_entered() {
+    std::unique_lock<std::mutex> lock(m_mutex);
+    m_changed.wait(lock, [this] { return m_entered; });
+  }
+  int writes() const { return m_writes.load(); }
+  bool finished() const { return m_finished.load(); }
+
+ private:
+  std::unique_ptr<StorageWriter> m_inner = make_hdf5_writer();
+  std::mutex m_mutex;
+  std::condition_variable m_changed;
+  bool m_entered = false;
+  bool m_released = false;
+  std::atomic<int> m_writes{0};
+  std::atomic<bool> m_finished{false};
+};
+
+class Async : public ::testing::Test {
+ protected:
+  TempDir dir;
+  Checkpointer ck{MPI_COMM_WORLD};
+};
+
+TEST_F(Async, ReportsTheThreadLevelItRunsUnder) {
+  EXPECT_EQ(ck.background_writes(), background_mpi());
+}
+
+TEST_F(Async, CallerRegainsControlBeforeTheWriteEnds) {
+  Field f(100, 3);
+  auto writer = std::make_shared<BlockingWriter>();
+  SaveOptions options;
+  options.writer = writer;
+  SaveFuture future = ck.async_save(f.state, dir / "ckpt", options);
+  // async_save has returned while the write is held (background) or not yet started (deferred).
+  if (ck.background_writes()) {
+    writer->wait_until_entered();
+    EXPECT_FALSE(future.test());
+  }
+  EXPECT_EQ(writer->writes(), 0);
+  EXPECT_FALSE(std::filesystem::exists(dir / "ckpt"));
+  f.fill(4);  // the checkpoint must still hold seed 3
+  writer->release();
+  future.get();
+  EXPECT_TRUE(future.test());
+  EXPECT_EQ(writer->writes(), 1);
+  f.clear();
+  ck.load(f.state, dir / "ckpt");
+  EXPECT_TRUE(f.holds(3)) << "rank " << world_rank();
+}
+
+class AsyncStaging : public Async, public ::testing::WithParamInterface<StagingMode> {};
+
+TEST_P(AsyncStaging, ArraysChangedAfterReturnDoNotChangeTheCheckpoint) {
+  // 600 rows x 64 doubles = 300 KiB per rank... and a larger second array, so that a 2 MiB budget
+  // needs several pieces and splits an item.
+  Field f(600, 5);
+  std::vector<float> big(static_cast<std::size_t>(1536 * 1024));  // 6 MiB per rank
+  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<float>(i % 9973) + 0.25f * static_cast<float>(world_rank());
+  const std::vector<float> saved = big;
+  const auto n = static_cast<std::int64_t>(big.size()) / 1024;
+  f.state.add_array("big", Extents{n * world_size(), 1024}, Extents{n * world_rank(), 0}, Extents{n, 1024},
+                    big.data());
+  SaveOptions options;
+  options.staging = GetParam();
+  options.staging_budget_bytes = std::size_t{2} << 20;
+  SaveFuture future = ck.async_save(f.state, dir / "ckpt", options);
+  if (GetParam() != StagingMode::ZeroCopy) {  // copy and bounded: a snapshot at return
+    f.fill(6);
+    std::fill(big.begin(), big.end(), -3.0f);
+  }
+  future.get();
+  const SaveTimings t = future.timings();
+  EXPECT_GE(t.bytes_written, 6u << 20);  // at least this rank's share of "big"
+  EXPECT_GE(t.write_seconds, 0.0);
+  EXPECT_GE(t.stall_seconds, t.stage_seconds);
+  f.clear();
+  std::fill(big.begin(), big.end(), 0.0f);
+  ck.load(f.state, dir / "ckpt");
+  EXPECT_TRUE(f.holds(5)) << "rank " << world_rank();
+  EXPECT_EQ(big, saved) << "rank " << world_rank();
+}
+
+TEST_P(AsyncStaging, StridedChunksRoundTrip) {
+  // A 10 x 12 interior inside a 12 x 14 array with halos: a strided chunk, never written in place.
+  std::vector<std::int32_t> halo(12 * 14, -7);
+  for (int i = 0; i < 10; ++i)
+    for (int j = 0; j < 12; ++j) halo[static_cast<std::size_t>((i + 1) * 14 + j + 1)] = world_rank() * 1000 + i * 12 + j;
+  State s;
+  ArrayEntry& a = s.add_array("interior", DType::Int32, Extents{10 * world_size(), 12});
+  a.chunks.push_back(Chunk{Extents{10 * world_rank(), 0}, Extents{10, 12}, &halo[15], Layout::RowMajor, Extents{14, 1}});
+  SaveOptions options;
+  options.staging = GetParam();
+  ck.async_save(s, dir / "strided", options).get();
+  std::vector<std::int32_t> back(120, 0);
+  State r;
+  r.add_array("interior", Extents{10 * world_size(), 12}, Extents{10 * world_rank(), 0}, Extents{10, 12}, back.data());
+  ck.load(r, dir / "strided");
+  for (int k = 0; k < 120; ++k) ASSERT_EQ(back[static_cast<std::size_t>(k)], world_rank() * 1000 + k);
+}
+
+INSTANTIATE_TEST_SUITE_P(Modes, AsyncStaging,
+                         ::testing::Values(StagingMode::Copy, StagingMode::ZeroCopy, StagingMode::Bounded),
+                         [](const auto& param_info) {
+                           return std::string(param_info.param == StagingMode::Copy       ? "Copy"
+                                              : param_info.param == StagingMode::ZeroCopy ? "ZeroCopy"
+                                                                                    : "Bounded");
+                         });
+
+TEST_F(Async, BackToBackSaves) {
+  Field f(50, 0);
+  std::vector<SaveFuture> futures;
+  for (int k = 1; k <= 5; ++k) {
+    f.fill(k);
+    futures.push_back(ck.async_save(f.state, dir / ("ckpt" + std::to_string(k))));  // waits for k - 1
+  }
+  for (SaveFuture& future : futures) future.get();
+  for (int k = 1; k <= 5; ++k) {
+    f.clear();
+    ck.load(f.state, dir / ("ckpt" + std::to_string(k)));
+    EXPECT_TRUE(f.holds(k)) << "checkpoint " << k << " on rank " << world_rank();
+  }
+}
+
+TEST_F(Async, ErrorOnOneRankAtEachStepReachesEveryRankAndPublishesNothing) {
+  Field f(40, 1);
+  ck.save(f.state, dir / "ckpt");  // the previous checkpoint, which must survive every failure
+  const int culprit = world_size() - 1;
+  for (StagingMode mode : {StagingMode::Copy, StagingMode::Bounded}) {
+    for (const char* step : {"validate", "plan", "stage", "prepare", "open", "write", "metadata", "publish"}) {
+      const int faulty = std::string(step) == "publish" ? 0 : culprit;  // only rank 0 publishes
+      const std::string spec = std::to_string(faulty) + ":" + step;
+      ::setenv("CAIRN_FAULT", spec.c_str(), 1);
+      f.fill(2);
+      SaveOptions options;
+      options.overwrite = true;
+      options.staging = mode;
+      options.staging_budget_bytes = std::size_t{2} << 20;
+      SaveFuture future = ck.async_save(f.state, dir / "ckpt", options);
+      expect_error<StorageError>([&] { future.get(); }, "on rank " + std::to_string(faulty));
+      ::unsetenv("CAIRN_FAULT");
+      MPI_Barrier(MPI_COMM_WORLD);
+      if (world_rank() == 0) {
+        EXPECT_FALSE(std::filesystem::exists(dir / ".ckpt.partial")) << "step " << step;
+      }
+      f.clear();
+      ck.load(f.state, dir / "ckpt");
+      EXPECT_TRUE(f.holds(1)) << "the previous checkpoint changed after a failure in step " << step << ", rank "
+                              << world_rank();
+    }
+  }
+}
+
+TEST_F(Async, DestroyingTheCheckpointerWaitsForTheSaveInFlight) {
+  Field f(64, 9);
+  auto writer = std::make_shared<BlockingWriter>();
+  {
+    Checkpointer local(MPI_COMM_WORLD);
+    SaveOptions options;
+    options.writer = writer;
+    local.async_save(f.state, dir / "ckpt", options);  // the future is dropped at once
+    f.fill(10);
+    if (local.background_writes()) {
+      // Released only after the destructor has begun waiting.
+      std::thread releaser([&] {
+        writer->wait_until_entered();
+        std::this_thread::sleep_for(std::chrono::milliseconds(50));
+        writer->release();
+      });
+      releaser.detach();
+    } else {
+      writer->release();
+    }
+  }
+  EXPECT_TRUE(writer->finished());
+  f.clear();
+  ck.load(f.state, dir / "ckpt");
+  EXPECT_TRUE(f.holds(9)) << "rank " << world_rank();
+}
+
+TEST_F(Async, LowerThreadLevelFinishesInsideTest) {
+  if (ck.background_writes()) GTEST_SKIP() << "MPI_THREAD_MULTIPLE: test() does not write";
+  Field f(32, 11);
+  SaveFuture future = ck.async_save(f.state, dir / "ckpt");
+  EXPECT_FALSE(std::filesystem::exists(dir / "ckpt"));  // nothing written before test()
+  MPI_Barrier(MPI_COMM_WORLD);
+  EXPECT_TRUE(future.test());  // collective here: every rank calls it
+  EXPECT_TRUE(std::filesystem::exists(dir / "ckpt"));
+  future.get();
+}
+
+TEST_F(Async, ApplicationCollectivesWhileTheWorkerWrites) {
+  // The application keeps using MPI on its own communicator during the save.
+  Field f(2000, 12);
+  SaveFuture future = ck.async_save(f.state, dir / "ckpt");
+  long sum = 0;
+  for (int k = 0; k < 200; ++k) {
+    long one = 1;
+    MPI_Allreduce(&one, &sum, 1, MPI_LONG, MPI_SUM, MPI_COMM_WORLD);
+  }
+  EXPECT_EQ(sum, world_size());
+  future.get();
+  f.clear();
+  ck.load(f.state, dir / "ckpt");
+  EXPECT_TRUE(f.holds(12));
+}
+
+TEST_F(Async, TimingsAreRecorded) {
+  Field f(128, 2);
+  SaveFuture future = ck.async_save(f.state, dir / "ckpt");
+  const SaveTimings t = future.timings();
+  const SaveTimings last = ck.last_save_timings();
+  EXPECT_EQ(t.bytes_written, last.bytes_written);
+  EXPECT_GT(t.write_seconds + t.commit_seconds, 0.0);
+  // This rank wrote at least its own field slab (replicated and rank-local bits go to some rank).
+  EXPECT_GE(t.bytes_written, static_cast<std::uint64_t>(128 * Field::cols * 8));
+}
+
+TEST_F(Async, InvalidFutureSaysSo) {
+  SaveFuture none;
+  EXPECT_FALSE(none.valid());
+  EXPECT_THROW(none.get(), UsageError);
+}
+
+TEST_F(Async, BudgetBelowTheMinimumIsAUsageError) {
+  Field f(8, 1);
+  SaveOptions options;
+  options.staging = StagingMode::Bounded;
+  options.staging_budget_bytes = 1000;
+  SaveFuture future = ck.async_save(f.state, dir / "ckpt", options);
+  expect_error<UsageError>([&] { future.get(); }, "staging budget");
+}
+
+std::size_t resident_bytes() {
+  std::ifstream statm("/proc/self/statm");
+  std::size_t pages = 0;
+  std::size_t resident = 0;
+  statm >> pages >> resident;
+  return resident * static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
+}
+
+TEST_F(Async, ThousandSmallSavesKeepMemoryFlat) {
+  // tmpfs keeps this about the worker and the library, not the disk.
+  const bool shm = std::filesystem::is_directory("/dev/shm");
+  std::unique_ptr<TempDir> fast;
+  std::string root = dir.path();
+  if (shm) {
+    fast = std::make_unique<TempDir>(MPI_COMM_WORLD, "/dev/shm");
+    root = fast->path();
+  }
+  const char* count_text = std::getenv("CAIRN_TEST_SAVES");
+  const int count = count_text ? std::atoi(count_text) : 1000;
+  Field f(16, 0);
+  SaveOptions options;
+  options.overwrite = true;
+  SaveFuture future;
+  std::size_t after_warmup = 0;
+  for (int k = 1; k <= count; ++k) {
+    f.fill(k);
+    future = ck.async_save(f.state, root + "/ckpt" + std::to_string(k % 2), options);
+    if (k == 20) {
+      future.get();
+      after_warmup = resident_bytes();
+    }
+  }
+  future.get();
+  const std::size_t growth = resident_bytes() > after_warmup ? resident_bytes() - after_warmup : 0;
+  EXPECT_LT(growth, std::size_t{16} << 20) << "resident memory grew by " << growth << " bytes over " << count
+                                           << " saves on rank " << world_rank();
+  f.clear();
+  ck.load(f.state, root + "/ckpt" + std::to_string(count % 2));
+  EXPECT_TRUE(f.holds(count));
+}
+
+}  // namespace
+}  // namespace cairn::test
