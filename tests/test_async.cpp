@@ -323,6 +323,25 @@ TEST_F(Async, BudgetBelowTheMinimumIsAUsageError) {
   expect_error<UsageError>([&] { future.get(); }, "staging budget");
 }
 
+TEST_F(Async, NoDistSavesEachRankAsAWorldOfOne) {
+  // Every rank saves what it holds as its own checkpoint, with no collective at all.
+  std::vector<double> mine(100);
+  for (std::size_t i = 0; i < mine.size(); ++i) mine[i] = world_rank() * 1000.0 + static_cast<double>(i);
+  State s;
+  s.add_array("mine", Extents{100}, Extents{0}, Extents{100}, mine.data());
+  SaveOptions options;
+  options.no_dist = true;
+  const std::string id = dir / ("rank" + std::to_string(world_rank()));
+  ck.async_save(s, id, options).get();
+  std::vector<double> back(100, 0.0);
+  State r;
+  r.add_array("mine", Extents{100}, Extents{0}, Extents{100}, back.data());
+  LoadOptions load_options;
+  load_options.no_dist = true;
+  ck.load(r, id, load_options);
+  EXPECT_EQ(back, mine);
+}
+
 std::size_t resident_bytes() {
   std::ifstream statm("/proc/self/statm");
   std::size_t pages = 0;

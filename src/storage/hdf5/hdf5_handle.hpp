@@ -87,8 +87,8 @@ bool dtype_of_type(hid_t type, DType& out);
 /// Creates the property list for an MPI-IO file access on `comm` with collective metadata; with
 /// MPI_COMM_NULL (no MPI), one for HDF5's default POSIX driver.
 Handle mpio_file_access(MPI_Comm comm);
-/// Collective (or independent) data transfer properties.
-Handle transfer(bool collective);
+/// Collective (or independent) MPI-IO data transfer properties; defaults when `comm` is MPI_COMM_NULL.
+Handle transfer(bool collective, MPI_Comm comm);
 
 /// Creates every missing group on the way to `path` ("a/b/c" creates "a" and "a/b").
 void create_groups(hid_t file, const std::string& path);

@@ -60,7 +60,7 @@ class Hdf5Reader final : public StorageReader {
     H5Sget_simple_extent_dims(space.get(), &n, nullptr);
     std::vector<std::byte> blob(static_cast<std::size_t>(n));
     Handle type = h5::memory_type(DType::UInt8);
-    Handle dxpl = h5::transfer(true);
+    Handle dxpl = h5::transfer(true, m_group->mpi_comm());
     if (H5Dread(dset.get(), type.get(), H5S_ALL, H5S_ALL, dxpl.get(), blob.data()) < 0)
       throw CorruptCheckpointError("cannot read the metadata of '" + m_path + "': " + h5::error_stack());
     m_metadata = detail::decode_metadata(blob.data(), blob.size(), m_path);
@@ -84,7 +84,7 @@ class Hdf5Reader final : public StorageReader {
     // Independent reads: each rank reads its own regions in one request per region, without
     // collective buffering's extra copy (measured faster here at 1 to 4 ranks). Datasets are still
     // opened by every rank, as collective metadata reads require.
-    Handle dxpl = h5::transfer(false);
+    Handle dxpl = h5::transfer(false, m_group->mpi_comm());
     for (std::size_t e = 0; e < n_entries; ++e) {
       if (wanted[e] == 0) continue;
       const EntryInfo& info = m_metadata.entries[e];

@@ -150,8 +150,9 @@ Handle mpio_file_access(MPI_Comm comm) {
   return fapl;
 }
 
-Handle transfer(bool collective) {
+Handle transfer(bool collective, MPI_Comm comm) {
   Handle dxpl = plist(check(H5Pcreate(H5P_DATASET_XFER), "H5Pcreate(transfer)"));
+  if (comm == MPI_COMM_NULL) return dxpl;  // the POSIX driver rejects MPI-IO transfer modes
   check_status(H5Pset_dxpl_mpio(dxpl.get(), collective ? H5FD_MPIO_COLLECTIVE : H5FD_MPIO_INDEPENDENT),
                "H5Pset_dxpl_mpio");
   return dxpl;

@@ -97,7 +97,7 @@ class Hdf5Writer final : public StorageWriter {
         ++rounds[static_cast<std::size_t>(b.item->entry)];
     }
     m_group->allreduce(rounds.data(), rounds.size(), ReduceOp::Max);
-    Handle dxpl = h5::transfer(true);
+    Handle dxpl = h5::transfer(true, m_group->mpi_comm());
     Handle none_space = h5::empty_selection_space();
     std::size_t next = 0;  // buffers arrive grouped by entry, in entry order
     for (std::size_t e = 0; e < m_entries->size(); ++e) {
@@ -163,7 +163,7 @@ class Hdf5Writer final : public StorageWriter {
     detail::agree_on(*m_group, "writing the metadata of '" + m_path + "'", [&] {
       Handle space = h5::dataspace(h5::check(H5Dget_space(dset.get()), "H5Dget_space"));
       Handle type = h5::file_type(DType::UInt8);
-      Handle dxpl = h5::transfer(true);
+      Handle dxpl = h5::transfer(true, m_group->mpi_comm());
       Handle mem = h5::dataspace(h5::check(H5Screate_simple(1, &n, nullptr), "H5Screate_simple"));
       if (m_group->rank() != 0) {  // rank 0 writes the blob; the others join the collective call
         h5::check_status(H5Sselect_none(space.get()), "H5Sselect_none");
