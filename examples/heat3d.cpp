@@ -1,11 +1,12 @@
 // heat3d: 3-D heat diffusion on an MPI domain decomposition, checkpointed and restarted with Cairn.
 //
 //   mpirun -np P heat3d --steps N --checkpoint-every K --dir DIR [--restart] [--n GRID]
-//                       [--crash-at STEP]
+//                       [--crash-at STEP] [--sync]
 //
 // An explicit 7-point stencil advances a double-precision field on a GRID^3 global grid with fixed
 // (Dirichlet) boundary values. Every K steps the field, the step, the simulated time and the grid
-// size are saved to DIR/step_%08d. With --restart the run resumes from the newest checkpoint in
+// size are saved to DIR/step_%08d, asynchronously: async_save copies the field and returns, and the
+// write overlaps the next K steps (--sync waits for each save instead). With --restart the run resumes from the newest checkpoint in
 // DIR on any number of ranks: Cairn reads the saved global field into this run's decomposition.
 // At the end rank 0 prints "checksum: <16 hex digits>" of the global field; the field, and so the
 // checksum, is bitwise the same for any rank count and for a run that was interrupted and resumed.
@@ -49,11 +50,12 @@ struct Options {
   bool restart = false;
   std::int64_t n = 48;
   std::int64_t crash_at = -1;
+  bool sync = false;
 };
 
 constexpr const char* kUsage =
     "usage: heat3d --steps N --checkpoint-every K --dir DIR [--restart] [--n GRID] "
-    "[--crash-at STEP]";
+    "[--crash-at STEP] [--sync]";
 
 std::int64_t parse_int(const std::string& flag, const char* text) {
   errno = 0;
@@ -83,6 +85,8 @@ Options parse_options(int argc, char** argv) {
       opt.n = parse_int(arg, value());
     } else if (arg == "--crash-at") {
       opt.crash_at = parse_int(arg, value());
+    } else if (arg == "--sync") {
+      opt.sync = true;
     } else if (arg == "-h" || arg == "--help") {
       throw ArgumentError("help");
     } else {
@@ -370,6 +374,20 @@ int run(const Options& opt, MPI_Comm world) {
                 opt.dir.c_str());
   }
 
+  // The save in flight, reported once it completes (get() throws its error, on every rank).
+  cairn::SaveFuture pending;
+  std::string pending_id;
+  std::int64_t pending_step = 0;
+  auto finish_pending = [&] {
+    if (!pending.valid()) return;
+    pending.get();
+    pending = cairn::SaveFuture();
+    if (root) {
+      std::printf("saved step %" PRId64 " to %s\n", pending_step, pending_id.c_str());
+      std::fflush(stdout);
+    }
+  };
+
   bool resumed = false;
   if (opt.restart) {
     std::int64_t newest = root ? newest_checkpoint(opt.dir) : -1;
@@ -405,6 +423,11 @@ int run(const Options& opt, MPI_Comm world) {
     ++step;
     time += dt;
 
+    const bool checkpoint_due = step % opt.checkpoint_every == 0;
+    // The previous checkpoint is complete before the next one starts (and before a crash at a
+    // checkpoint step, so that the crash test knows which checkpoint survives).
+    if (checkpoint_due) finish_pending();
+
     if (step == opt.crash_at && root) {
       std::printf("crash: rank 0 kills itself after step %" PRId64 "\n", step);
       std::fflush(stdout);
@@ -412,18 +435,20 @@ int run(const Options& opt, MPI_Comm world) {
       std::raise(SIGKILL);
     }
 
-    if (step % opt.checkpoint_every == 0) {
+    if (checkpoint_due) {
       const std::string id = checkpoint_name(opt.dir, step);
       cairn::State state = describe_state(dom, u, step, time, grid_n);
       cairn::SaveOptions save_options;
       save_options.overwrite = true;  // a fresh run into a used directory replaces old steps
-      checkpointer.save(state, id, save_options);
-      if (root) {
-        std::printf("saved step %" PRId64 " to %s\n", step, id.c_str());
-        std::fflush(stdout);
-      }
+      // async_save copies the field and returns; the write overlaps the next steps. The State may
+      // go out of scope at once.
+      pending = checkpointer.async_save(state, id, save_options);
+      pending_id = id;
+      pending_step = step;
+      if (opt.sync) finish_pending();
     }
   }
+  finish_pending();
 
   const std::uint64_t sum = checksum(dom, u);
   if (root) {
