@@ -140,8 +140,7 @@ struct SaveOperation {
   std::vector<std::vector<WriteBuffer>> pieces;
   std::vector<std::exception_ptr> piece_failures;  // staging failures, agreed when written
   std::vector<detail::Piece> bounded_pieces;
-  detail::ItemChecksums sums;
-  std::vector<char> checksum_later;
+  std::vector<detail::Checksummer> sums;  // one per plan item, fed in row-major order
   std::atomic<int> pieces_written{0};
   std::atomic<bool> failed{false};
 
@@ -210,9 +209,12 @@ struct SaveOperation {
         if (collective) writer->write({});
         std::rethrow_exception(piece_failures[piece]);
       }
-      // Zero-copy items were left in place; checksum them here, off the caller's thread.
-      for (std::size_t i = 0; i < checksum_later.size(); ++i)
-        if (checksum_later[i]) sums[i].update(buffers[i].data, detail::item_bytes(*plan, *buffers[i].item));
+      // Checksums here rather than while staging: they stay off the caller's stall. Pieces come
+      // in order, and a piece's sub-items in row-major order within their item.
+      for (std::size_t k = 0; k < buffers.size(); ++k) {
+        const std::size_t item = bounded_pieces.empty() ? k : bounded_pieces[piece].plan_item[k];
+        sums[item].update(buffers[k].data, detail::item_bytes(*plan, *buffers[k].item));
+      }
       writer->write(buffers);
       for (const WriteBuffer& b : buffers) timings.bytes_written += detail::item_bytes(*plan, *b.item);
       detail::fault_point("write", rank);
@@ -536,8 +538,7 @@ SaveFuture Checkpointer::Impl::async_save(const State& state, const std::string&
     try {
       detail::fault_point("stage", rank);
       for (const auto& mirror : op->mirrors) mirror->copy_to_host();
-      staging.stage(plan, state, rank, options.staging == StagingMode::ZeroCopy, op->pieces[0], op->sums,
-                    op->checksum_later);
+      staging.stage(plan, state, rank, options.staging == StagingMode::ZeroCopy, op->pieces[0]);
     } catch (...) {
       stage_failure = std::current_exception();
       op->pieces[0].clear();
@@ -576,8 +577,7 @@ SaveFuture Checkpointer::Impl::async_save(const State& state, const std::string&
         op->piece_failures[k] = stage_failure;
       } else if (k < op->bounded_pieces.size() && !op->failed.load()) {
         try {
-          staging.stage_piece(op->bounded_pieces[k], plan, state, rank, static_cast<int>(k % 2), half, op->pieces[k],
-                              op->sums);
+          staging.stage_piece(op->bounded_pieces[k], plan, state, rank, static_cast<int>(k % 2), half, op->pieces[k]);
         } catch (...) {
           op->piece_failures[k] = std::current_exception();
         }

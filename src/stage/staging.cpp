@@ -15,8 +15,6 @@ namespace cairn::detail {
 
 namespace {
 
-// Slabs of about this many bytes are copied and then checksummed while still in cache.
-constexpr std::int64_t slab_bytes = std::int64_t{1} << 20;
 // Each staged item starts on a cache line.
 constexpr std::size_t alignment = 64;
 
@@ -31,33 +29,6 @@ bool region_is_contiguous(const Chunk& chunk, const Region& region) {
   for (std::size_t d = 1; d < region.shape.size(); ++d)
     if (region.shape[d] != chunk.shape[d]) return false;
   return true;
-}
-
-// Copies `region` of `chunk` into `out` (row-major), slab by slab, feeding `sum` as it goes.
-void copy_and_checksum(const Chunk& chunk, const Region& region, std::size_t esize, std::byte* out,
-                       Checksummer& sum) {
-  const Extents src_strides = chunk_strides(chunk);
-  const Extents dst_strides = row_major_strides(region.shape);
-  const std::int64_t row_bytes = dst_strides.empty() ? 0 : dst_strides[0] * static_cast<std::int64_t>(esize);
-  const std::int64_t rows_per_slab = std::max<std::int64_t>(1, row_bytes > 0 ? slab_bytes / row_bytes : 1);
-  Region slab = region;
-  for (std::int64_t row = 0; row < region.shape[0]; row += rows_per_slab) {
-    slab.offset[0] = region.offset[0] + row;
-    slab.shape[0] = std::min(rows_per_slab, region.shape[0] - row);
-    const void* src = chunk_element(chunk, src_strides, slab.offset, esize);
-    std::byte* dst = out + row * row_bytes;
-    strided_copy(src, src_strides, dst, dst_strides, slab.shape, esize);
-    sum.update(dst, static_cast<std::size_t>(slab.shape[0] * row_bytes));
-  }
-}
-
-// Copies a contiguous range, slab by slab, feeding `sum`.
-void copy_and_checksum(const std::byte* src, std::size_t bytes, std::byte* out, Checksummer& sum) {
-  for (std::size_t at = 0; at < bytes; at += static_cast<std::size_t>(slab_bytes)) {
-    const std::size_t n = std::min(bytes - at, static_cast<std::size_t>(slab_bytes));
-    std::memcpy(out + at, src + at, n);
-    sum.update(out + at, n);
-  }
 }
 
 // Where the bytes of plan items come from.
@@ -97,15 +68,19 @@ class Sources {
                         "' is a string scalar, which is never written as data");
   }
 
-  // Copies `item` (or a sub-region of a plan item) into `out`, feeding `sum`.
-  void copy(const WriteItem& item, std::byte* out, Checksummer& sum) const {
+  // Copies `item` (or a sub-region of a plan item) into `out`, row-major. A contiguous region is
+  // one memcpy, the fastest copy there is (large copies use non-temporal stores).
+  void copy(const WriteItem& item, std::byte* out) const {
     const Entry& entry = entry_of(item);
     const std::size_t esize = dtype_size(m_plan.entries[static_cast<std::size_t>(item.entry)].dtype);
     if (const auto* array = std::get_if<ArrayEntry>(&entry.value)) {
-      copy_and_checksum(array->chunks.at(static_cast<std::size_t>(item.chunk)), item.region, esize, out, sum);
+      const Chunk& chunk = array->chunks.at(static_cast<std::size_t>(item.chunk));
+      const Extents strides = chunk_strides(chunk);
+      strided_copy(chunk_element(chunk, strides, item.region.offset, esize), strides, out,
+                   row_major_strides(item.region.shape), item.region.shape, esize);
       return;
     }
-    copy_and_checksum(contiguous(item), static_cast<std::size_t>(volume(item.region.shape)) * esize, out, sum);
+    std::memcpy(out, contiguous(item), static_cast<std::size_t>(volume(item.region.shape)) * esize);
   }
 
  private:
@@ -200,11 +175,10 @@ void Staging::release() noexcept {
 }
 
 void Staging::stage(const SavePlan& plan, const State& state, int rank, bool in_place,
-                    std::vector<WriteBuffer>& buffers, ItemChecksums& sums, std::vector<char>& checksum_later) {
+                    std::vector<WriteBuffer>& buffers) {
   const Sources sources(plan, state, rank);
   buffers.clear();
   buffers.reserve(plan.items.size());
-  checksum_later.assign(plan.items.size(), 0);
   // First pass: what stays in place and how much memory the rest needs.
   std::vector<const std::byte*> direct(plan.items.size(), nullptr);
   std::size_t total = 0;
@@ -217,19 +191,18 @@ void Staging::stage(const SavePlan& plan, const State& state, int rank, bool in_
   for (std::size_t i = 0; i < plan.items.size(); ++i) {
     const WriteItem& item = plan.items[i];
     if (direct[i] != nullptr) {
-      checksum_later[i] = 1;
       buffers.push_back(WriteBuffer{&item, direct[i]});
       continue;
     }
     std::byte* out = memory + at;
     at += align_up(item_bytes(plan, item));
-    sources.copy(item, out, sums[i]);
+    sources.copy(item, out);
     buffers.push_back(WriteBuffer{&item, out});
   }
 }
 
 void Staging::stage_piece(const Piece& piece, const SavePlan& plan, const State& state, int rank, int half,
-                          std::size_t half_bytes, std::vector<WriteBuffer>& buffers, ItemChecksums& sums) {
+                          std::size_t half_bytes, std::vector<WriteBuffer>& buffers) {
   const Sources sources(plan, state, rank);
   std::byte* memory = reserve(2 * half_bytes) + static_cast<std::size_t>(half) * half_bytes;
   buffers.clear();
@@ -238,7 +211,7 @@ void Staging::stage_piece(const Piece& piece, const SavePlan& plan, const State&
     const WriteItem& item = piece.items[k];
     std::byte* out = memory + at;
     at += align_up(item_bytes(plan, item));
-    sources.copy(item, out, sums[piece.plan_item[k]]);
+    sources.copy(item, out);
     buffers.push_back(WriteBuffer{&item, out});
   }
 }

@@ -1,12 +1,11 @@
-// Step 3 of a save: turns plan items into contiguous row-major buffers, checksummed as they are
-// copied, in memory the checkpointer owns and reuses from save to save.
+// Step 3 of a save: turns plan items into contiguous row-major buffers in memory the checkpointer
+// owns and reuses from save to save. Checksums are left to the worker, which computes them just
+// before it writes each buffer: the caller's stall stays one memcpy.
 #pragma once
 
 #include <cairn/planner.hpp>
 #include <cairn/state.hpp>
 #include <cairn/storage.hpp>
-
-#include "core/checksum.hpp"
 
 #include <cstddef>
 #include <cstdint>
@@ -14,9 +13,6 @@
 #include <vector>
 
 namespace cairn::detail {
-
-/// One checksum per plan item, fed in row-major order as the item's bytes pass by.
-using ItemChecksums = std::vector<Checksummer>;
 
 /// A part of a plan that fits a staging budget: sub-items (regions inside the plan's items, in
 /// row-major order within each item) and, for each, the plan item it belongs to.
@@ -43,16 +39,14 @@ std::vector<Piece> split_into_pieces(const SavePlan& plan, std::size_t piece_byt
 class Staging {
  public:
   /// Stages every item of `plan` (a finished plan for this rank) from `state` into `buffers`,
-  /// one per item. With `in_place` false every byte is copied into owned memory, checksummed
-  /// while it is copied. With `in_place` true, items that are one contiguous range of caller
-  /// memory are written from there and `checksum_later[i]` is set (the worker checksums them);
-  /// the others are copied. Throws InternalError when the plan names data the state lacks.
-  void stage(const SavePlan& plan, const State& state, int rank, bool in_place, std::vector<WriteBuffer>& buffers,
-             ItemChecksums& sums, std::vector<char>& checksum_later);
+  /// one per item. With `in_place` false every byte is copied into owned memory. With `in_place`
+  /// true, items that are one contiguous range of caller memory are written from there; the
+  /// others are copied. Throws InternalError when the plan names data the state lacks.
+  void stage(const SavePlan& plan, const State& state, int rank, bool in_place, std::vector<WriteBuffer>& buffers);
 
   /// Stages `piece` into half `half` (0 or 1) of owned memory of two halves of `half_bytes`.
   void stage_piece(const Piece& piece, const SavePlan& plan, const State& state, int rank, int half,
-                   std::size_t half_bytes, std::vector<WriteBuffer>& buffers, ItemChecksums& sums);
+                   std::size_t half_bytes, std::vector<WriteBuffer>& buffers);
 
   /// Bytes of staging memory currently held.
   std::size_t capacity() const noexcept { return m_capacity; }
