@@ -7,9 +7,11 @@
 #include "core/names.hpp"
 #include "core/region.hpp"
 #include "core/strided_copy.hpp"
+#include "stage/staging.hpp"
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <numeric>
 
 using namespace cairn;
@@ -137,4 +139,44 @@ TEST(DefaultPlanner, CrossRankChecks) {
   EXPECT_THROW(
       planner.create_global_plan({local(DType::Float64, {8}, {0}, {4}, 0), local(DType::Float64, {9}, {4}, {4}, 1)}),
       UsageError);
+}
+
+TEST(Staging, PiecesCoverEveryItemOnceInRowMajorOrderWithinTheBudget) {
+  SavePlan plan;
+  EntryInfo info;
+  info.name = "a";
+  info.dtype = DType::Float64;
+  info.global_shape = {7, 9, 11};
+  plan.entries.push_back(info);
+  plan.items.push_back(WriteItem{0, 0, Region{{1, 2, 3}, {5, 6, 7}}, {1, 2, 3}});   // 1,680 bytes
+  plan.items.push_back(WriteItem{0, 1, Region{{0, 0, 0}, {1, 1, 2}}, {0, 0, 0}});   // 16 bytes
+  for (std::size_t piece_bytes : {std::size_t{64}, std::size_t{128}, std::size_t{448}, std::size_t{4096}}) {
+    const std::vector<Piece> pieces = split_into_pieces(plan, piece_bytes);
+    std::vector<Extents> seen;  // every element, in the order the pieces deliver them
+    std::vector<std::size_t> owner;
+    for (const Piece& piece : pieces) {
+      EXPECT_LE(piece.bytes, piece_bytes);
+      for (std::size_t k = 0; k < piece.items.size(); ++k) {
+        const Region& r = piece.items[k].region;
+        for (std::int64_t i = 0; i < r.shape[0]; ++i)
+          for (std::int64_t j = 0; j < r.shape[1]; ++j)
+            for (std::int64_t l = 0; l < r.shape[2]; ++l) {
+              seen.push_back({r.offset[0] + i, r.offset[1] + j, r.offset[2] + l});
+              owner.push_back(piece.plan_item[k]);
+            }
+      }
+    }
+    // Item 0's elements in row-major order, then item 1's.
+    std::vector<Extents> expected;
+    for (const WriteItem& item : plan.items)
+      for (std::int64_t i = 0; i < item.region.shape[0]; ++i)
+        for (std::int64_t j = 0; j < item.region.shape[1]; ++j)
+          for (std::int64_t l = 0; l < item.region.shape[2]; ++l)
+            expected.push_back(
+                {item.region.offset[0] + i, item.region.offset[1] + j, item.region.offset[2] + l});
+    EXPECT_EQ(seen, expected) << "piece size " << piece_bytes;
+    ASSERT_EQ(owner.size(), 212u);
+    EXPECT_EQ(std::count(owner.begin(), owner.end(), 0u), 210);
+  }
+  EXPECT_THROW(split_into_pieces(plan, 4), UsageError);  // smaller than one element
 }
