@@ -384,6 +384,44 @@ TEST_F(Async, NoDistSavesEachRankAsAWorldOfOne) {
   EXPECT_EQ(back, mine);
 }
 
+// Counts its calls, then plans like the default planner.
+class CountingPlanner final : public DefaultPlanner {
+ public:
+  SavePlan create_local_plan(const State& state, int rank, int world_size) override {
+    ++local_plans;
+    return DefaultPlanner::create_local_plan(state, rank, world_size);
+  }
+  int local_plans = 0;
+};
+
+TEST_F(Async, PerSaveProcessGroupAndPlanner) {
+  // Two halves of the world save separate checkpoints through one checkpointer, each over its own
+  // group, with a planner given for that save only.
+  const int half = world_rank() < (world_size() + 1) / 2 ? 0 : 1;
+  MPI_Comm half_comm = MPI_COMM_NULL;
+  MPI_Comm_split(MPI_COMM_WORLD, half, world_rank(), &half_comm);
+  int half_rank = 0;
+  int half_size = 1;
+  MPI_Comm_rank(half_comm, &half_rank);
+  MPI_Comm_size(half_comm, &half_size);
+  Field f(20, 30 + half, half_size, half_rank);
+  auto planner = std::make_shared<CountingPlanner>();
+  SaveOptions options;
+  options.process_group = std::make_shared<MpiProcessGroup>(half_comm);
+  options.planner = planner;
+  const std::string id = dir / ("half" + std::to_string(half));
+  ck.async_save(f.state, id, options).get();
+  EXPECT_EQ(planner->local_plans, 1);
+  f.clear();
+  LoadOptions load_options;
+  load_options.process_group = options.process_group;
+  ck.load(f.state, id, load_options);
+  EXPECT_TRUE(f.holds(30 + half, half_rank)) << "rank " << world_rank();
+  options.process_group.reset();
+  load_options.process_group.reset();
+  MPI_Comm_free(&half_comm);
+}
+
 std::size_t resident_bytes() {
   std::ifstream statm("/proc/self/statm");
   std::size_t pages = 0;

@@ -123,6 +123,7 @@ std::string rank_file_name(int rank) {
 // thread level, the caller inside wait()). Owned by the checkpointer on the caller's thread, so
 // that staging memory is never released by the worker.
 struct SaveOperation {
+  std::shared_ptr<ProcessGroup> group_owner;  // the caller's SaveOptions may go before the save ends
   ProcessGroup* group = nullptr;
   int rank = 0;
   bool collective = true;
@@ -322,8 +323,10 @@ struct Checkpointer::Impl {
   // The finished plan of the last save, reused while the state keeps its structure.
   bool plan_cached = false;
   std::uint64_t plan_hash = 0;
-  const ProcessGroup* plan_group = nullptr;
-  const Planner* plan_planner = nullptr;
+  // Which group and planner made it: weak, so that a new object at a freed one's address never
+  // passes for it.
+  std::weak_ptr<ProcessGroup> plan_group;
+  std::weak_ptr<Planner> plan_planner;
   SavePlan plan;
   std::vector<std::vector<WriteItem>> global_items;  // rank 0: every rank's items
 
@@ -333,7 +336,8 @@ struct Checkpointer::Impl {
   explicit Impl(std::shared_ptr<ProcessGroup> g);
   ~Impl();
   void finish_in_flight();
-  void make_plan(ProcessGroup& g, Planner& p, const State& state, const std::string& what);
+  void make_plan(const std::shared_ptr<ProcessGroup>& group_ptr, const std::shared_ptr<Planner>& planner_ptr,
+                 const State& state, const std::string& what);
   void make_local_plan(ProcessGroup& g, Planner& p, const State& state);
   SaveFuture async_save(const State& state, const std::string& id, const SaveOptions& options);
   void load(State& state, const std::string& id, const LoadOptions& options);
@@ -391,7 +395,11 @@ void Checkpointer::Impl::finish_in_flight() {
   in_flight.reset();  // staging references and mirrors released on the caller's thread
 }
 
-void Checkpointer::Impl::make_plan(ProcessGroup& g, Planner& p, const State& state, const std::string& what) {
+void Checkpointer::Impl::make_plan(const std::shared_ptr<ProcessGroup>& group_ptr,
+                                   const std::shared_ptr<Planner>& planner_ptr, const State& state,
+                                   const std::string& what) {
+  ProcessGroup& g = *group_ptr;
+  Planner& p = *planner_ptr;
   const int rank = g.rank();
   std::vector<std::byte> encoded;
   std::uint64_t hash = 0;
@@ -401,7 +409,8 @@ void Checkpointer::Impl::make_plan(ProcessGroup& g, Planner& p, const State& sta
     hash = detail::checksum(encoded.data(), encoded.size());
   });
   // One small collective decides whether every rank's state kept its structure.
-  std::int64_t unchanged = plan_cached && hash == plan_hash && plan_group == &g && plan_planner == &p ? 1 : 0;
+  const bool same_makers = plan_group.lock() == group_ptr && plan_planner.lock() == planner_ptr;
+  std::int64_t unchanged = plan_cached && hash == plan_hash && same_makers ? 1 : 0;
   g.allreduce(&unchanged, 1, ReduceOp::Min);
   if (unchanged) return;
   plan_cached = false;
@@ -432,8 +441,8 @@ void Checkpointer::Impl::make_plan(ProcessGroup& g, Planner& p, const State& sta
         throw InternalError("the finished plan names entry " + std::to_string(item.entry));
   });
   plan_hash = hash;
-  plan_group = &g;
-  plan_planner = &p;
+  plan_group = group_ptr;
+  plan_planner = planner_ptr;
   plan_cached = true;
 }
 
@@ -463,8 +472,12 @@ SaveFuture Checkpointer::Impl::async_save(const State& state, const std::string&
   auto op = std::make_shared<SaveOperation>();
   op->task = std::make_shared<detail::SaveTask>(executor.get());
   SaveFuture future(op->task);
-  ProcessGroup& g = options.no_dist ? *serial_group : options.process_group ? *options.process_group : *group;
-  Planner& p = options.planner ? *options.planner : *planner;
+  const std::shared_ptr<ProcessGroup>& group_ptr =
+      options.no_dist ? serial_group : options.process_group ? options.process_group : group;
+  const std::shared_ptr<Planner>& planner_ptr = options.planner ? options.planner : planner;
+  ProcessGroup& g = *group_ptr;
+  Planner& p = *planner_ptr;
+  op->group_owner = group_ptr;
   op->group = &g;
   op->rank = g.rank();
   op->collective = options.use_collectives || options.no_dist;
@@ -487,7 +500,7 @@ SaveFuture Checkpointer::Impl::async_save(const State& state, const std::string&
           throw UsageError("the staging budget of " + std::to_string(options.staging_budget_bytes) +
                            " bytes is below the minimum of 2 MiB");
       });
-      make_plan(g, p, state, what);
+      make_plan(group_ptr, planner_ptr, state, what);
       op->global_items = &global_items;
     } else {
       detail::fault_point("validate", rank);
