@@ -4,6 +4,8 @@
 //   hdf5   collective parallel HDF5: one global float64 dataset, one hyperslab per rank, flushed,
 //          closed and fsync'd (Cairn's save is durable, so the baseline is too).
 // Runs alternate (cairn, posix, hdf5, cairn, ...) and each figure is the median of the runs.
+// --op async measures instead how long Checkpointer::async_save() blocks its caller in each staging
+// mode, beside a memcpy of the same bytes, and how much resident memory a save adds.
 // Usage and output are described in benchmarks/README.md and by --help.
 #include <cairn/cairn.hpp>
 
@@ -12,11 +14,14 @@
 
 #include <fcntl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
+#include <chrono>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -27,6 +32,7 @@
 #include <functional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -67,19 +73,22 @@ double baseline_value(std::int64_t global_index) {
 // Command line
 
 struct Options {
-  std::string op = "all";  // save, load or all
+  std::string op = "all";  // save, load, async or all
   std::int64_t mib_per_rank = 64;
   int runs = 5;
+  std::int64_t budget_mib = 64;  // async: the staging budget of StagingMode::Bounded
   std::string dir;
   bool json = false;
   bool help = false;
 };
 
 const char* usage_text =
-    "usage: mpirun -np P cairn_bench [--op save|load|all] [--mib-per-rank N] [--runs R] --dir DIR [--json]\n"
-    "  --op            save, load, or all (save then load); default all\n"
+    "usage: mpirun -np P cairn_bench [--op save|load|async|all] [--mib-per-rank N] [--runs R] [--budget-mib B]\n"
+    "                                 --dir DIR [--json]\n"
+    "  --op            save, load, async, or all (save, load, then async); default all\n"
     "  --mib-per-rank  MiB of state per rank (integer >= 1); default 64\n"
     "  --runs          runs per method; each figure is the median; default 5\n"
+    "  --budget-mib    async: staging budget of the bounded mode, MiB (integer >= 2); default 64\n"
     "  --dir           directory to write in; a private subdirectory is made there and removed at the end\n"
     "  --json          print one JSON object per line instead of a table\n";
 
@@ -119,8 +128,8 @@ std::string parse_args(int argc, char** argv, Options& options) {
       options.json = true;
     } else if (arg == "--op") {
       if (!next_value()) return "--op needs a value";
-      if (value != "save" && value != "load" && value != "all")
-        return "--op must be save, load or all, not '" + value + "'";
+      if (value != "save" && value != "load" && value != "async" && value != "all")
+        return "--op must be save, load, async or all, not '" + value + "'";
       options.op = value;
     } else if (arg == "--mib-per-rank") {
       std::int64_t n = 0;
@@ -131,6 +140,11 @@ std::string parse_args(int argc, char** argv, Options& options) {
       std::int64_t n = 0;
       if (!next_value() || !parse_int(value, n) || n < 1 || n > 100000) return "--runs needs an integer >= 1";
       options.runs = static_cast<int>(n);
+    } else if (arg == "--budget-mib") {
+      std::int64_t n = 0;
+      if (!next_value() || !parse_int(value, n) || n < 2 || n > (std::int64_t{1} << 20))
+        return "--budget-mib needs an integer >= 2";
+      options.budget_mib = n;
     } else if (arg == "--dir") {
       if (!next_value() || value.empty()) return "--dir needs a directory";
       options.dir = value;
@@ -732,6 +746,368 @@ void print_table(const std::vector<Result>& results, const Options& options, int
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// async_save: how long it blocks the caller, and how much memory a save adds
+
+// The state of --op async: one float64 array of global shape (ranks * rows, async_cols), one
+// contiguous row-major slab of N MiB per rank, and an int64 scalar "step".
+constexpr std::int64_t async_cols = 1024;
+// Between saves, outside the timed region, one element in every 4 KiB page changes.
+constexpr std::size_t touch_stride = 4096 / sizeof(double);
+// Resident memory is sampled this often while a checkpointer's saves run.
+constexpr auto resident_period = std::chrono::milliseconds(1);
+// Targets. Steady-state stall as a multiple of a memcpy of the same bytes; extra resident memory
+// beyond the staging memory a mode needs (the state for copy, the budget for bounded).
+constexpr double copy_stall_target = 1.2;
+constexpr double zero_copy_stall_target = 0.05;
+constexpr std::int64_t memory_slack_mib = 64;
+
+double async_value(std::int64_t global_index) {
+  return std::ldexp(5.0, 44) + static_cast<double>(global_index);
+}
+
+double to_mib(std::int64_t bytes) {
+  return static_cast<double>(bytes) / static_cast<double>(mib);
+}
+
+// Page faults (minor and major) taken so far by the calling thread (the whole process where the
+// system cannot count per thread).
+double page_faults() {
+#ifdef RUSAGE_THREAD
+  const int who = RUSAGE_THREAD;
+#else
+  const int who = RUSAGE_SELF;
+#endif
+  struct rusage usage {};
+  if (::getrusage(who, &usage) != 0) return 0.0;
+  return static_cast<double>(usage.ru_minflt + usage.ru_majflt);
+}
+
+// Reads this process's resident set size from /proc/self/statm (the whole process, every thread).
+class ResidentReader {
+ public:
+  ResidentReader() : m_fd(::open("/proc/self/statm", O_RDONLY | O_CLOEXEC)), m_page(::sysconf(_SC_PAGESIZE)) {}
+
+  // Bytes resident now; -1 when unknown.
+  std::int64_t bytes() const {
+    if (m_fd.get() < 0) return -1;
+    char text[128];
+    const ssize_t n = ::pread(m_fd.get(), text, sizeof text - 1, 0);
+    if (n <= 0) return -1;
+    text[n] = '\0';
+    long long size = 0;
+    long long resident = 0;
+    if (std::sscanf(text, "%lld %lld", &size, &resident) != 2) return -1;
+    return static_cast<std::int64_t>(resident) * m_page;
+  }
+
+ private:
+  Fd m_fd;
+  std::int64_t m_page;
+};
+
+// Samples the resident set size every resident_period on a thread of its own, from construction
+// until stop(), and keeps the largest value seen.
+class PeakResident {
+ public:
+  PeakResident() : m_peak(m_reader.bytes()), m_thread([this] { sample(); }) {}
+  ~PeakResident() { (void)stop(); }
+  PeakResident(const PeakResident&) = delete;
+  PeakResident& operator=(const PeakResident&) = delete;
+
+  // Stops sampling (after one last sample); the peak in bytes, -1 when unknown.
+  std::int64_t stop() {
+    if (m_thread.joinable()) {
+      m_stop.store(true);
+      m_thread.join();
+      note(m_reader.bytes());
+    }
+    return m_peak;
+  }
+
+ private:
+  void sample() {
+    while (!m_stop.load()) {
+      note(m_reader.bytes());
+      std::this_thread::sleep_for(resident_period);
+    }
+  }
+  // Written by the sampler until it is joined, then by the joining thread.
+  void note(std::int64_t bytes) { m_peak = std::max(m_peak, bytes); }
+
+  ResidentReader m_reader;
+  std::atomic<bool> m_stop{false};
+  std::int64_t m_peak;
+  std::thread m_thread;  // last: starts once the members it reads exist
+};
+
+// One staging mode measured with a checkpointer of its own.
+struct ModeResult {
+  std::string name;  // copy, zero-copy, bounded
+  cairn::StagingMode mode = cairn::StagingMode::Copy;
+  // The first save (plan, staging allocation, page faults), the slowest rank's.
+  double first_call_s = 0, first_stall_s = 0, first_write_s = 0, first_faults = 0;
+  // The steady saves, one value per run, each the slowest rank's: wall time around async_save(),
+  // SaveTimings::stall_seconds, stage_seconds, write_seconds + commit_seconds, and the page faults
+  // the calling thread took inside async_save() (staging runs there).
+  std::vector<double> call_s, stall_s, stage_s, write_s, faults;
+  // Resident memory, MiB, each the largest over ranks: just before this mode's checkpointer was
+  // made, and the peak while its saves ran. `extra` is the peak over the resident size before the
+  // process made its first checkpointer (the state allocated and touched, nothing saved yet): what
+  // MPI-IO, HDF5 or the allocator keep from the modes measured earlier counts too, as it would in a
+  // simulation that saves again and again. `own` is the peak over the size just before this
+  // mode's checkpointer: it leaves out what earlier modes left behind. Per rank, then the largest.
+  double rss_before_mib = 0, rss_peak_mib = 0, rss_extra_mib = 0, rss_own_mib = 0;
+};
+
+struct AsyncResult {
+  double rss_fresh_mib = 0;       // resident before the first checkpointer, the largest over ranks
+  std::vector<double> memcpy_s;   // the baseline: one value per run, the slowest rank's
+  std::vector<ModeResult> modes;  // in the order measured: bounded, zero-copy, copy
+};
+
+class AsyncBench {
+ public:
+  AsyncBench(const Options& options, std::string work)
+      : m_options(options),
+        m_work(std::move(work)),
+        m_rank(world_rank()),
+        m_size(world_size()),
+        m_rows(options.mib_per_rank * mib / (async_cols * static_cast<std::int64_t>(sizeof(double)))),
+        m_elems(m_rows * async_cols) {}
+
+  // Collective. Measures bounded, zero-copy and copy staging, each with a fresh checkpointer, in
+  // that order; the memcpy baseline runs alternate with the copy saves.
+  AsyncResult run() {
+    m_array.resize(static_cast<std::size_t>(m_elems));
+    const std::int64_t first = m_rank * m_elems;
+    for (std::int64_t i = 0; i < m_elems; ++i) m_array[static_cast<std::size_t>(i)] = async_value(first + i);
+    m_state.add_array<double>("fields/data", {m_size * m_rows, async_cols}, {m_rank * m_rows, 0}, {m_rows, async_cols},
+                              m_array.data());
+    m_state.add_scalar("step", m_step);
+    // The baseline's destination, touched in full now so that the timed copies take no page fault.
+    m_scratch.assign(m_array.size(), 0.0);
+
+    AsyncResult result;
+    MPI_Barrier(MPI_COMM_WORLD);
+    m_fresh = ResidentReader().bytes();
+    result.rss_fresh_mib = max_over_ranks(to_mib(m_fresh));
+    result.modes.push_back(measure("bounded", cairn::StagingMode::Bounded, nullptr));
+    result.modes.push_back(measure("zero-copy", cairn::StagingMode::ZeroCopy, nullptr));
+    result.modes.push_back(measure("copy", cairn::StagingMode::Copy, &result.memcpy_s));
+    return result;
+  }
+
+ private:
+  // The cheap change between saves: one element per page and the step.
+  void touch() {
+    ++m_step;
+    const std::int64_t first = m_rank * m_elems;
+    for (std::size_t i = 0; i < m_array.size(); i += touch_stride)
+      m_array[i] = async_value(first + static_cast<std::int64_t>(i)) + static_cast<double>(m_step);
+  }
+
+  double timed_memcpy() {
+    const double seconds =
+        timed([&] { std::memcpy(m_scratch.data(), m_array.data(), m_array.size() * sizeof(double)); });
+    m_sink = m_sink + m_scratch.back();  // the copy is read, so it stays
+    return seconds;
+  }
+
+  // Collective: one first save and --runs steady saves through a new checkpointer, resident
+  // memory sampled throughout; with `memcpy_s`, a timed memcpy before each steady save.
+  ModeResult measure(const std::string& name, cairn::StagingMode mode, std::vector<double>* memcpy_s) {
+    ModeResult result;
+    result.name = name;
+    result.mode = mode;
+    cairn::SaveOptions options;
+    options.staging = mode;
+    options.staging_budget_bytes = static_cast<std::size_t>(m_options.budget_mib * mib);
+
+    MPI_Barrier(MPI_COMM_WORLD);
+    const std::int64_t before = ResidentReader().bytes();
+    PeakResident peak;
+    std::string previous;
+    {
+      cairn::Checkpointer checkpointer(MPI_COMM_WORLD);
+      for (int i = 0; i <= m_options.runs; ++i) {
+        // Outside the timed region: the previous save is complete (get() below), so even a
+        // zero-copy save's buffers may change.
+        if (!previous.empty()) remove_path(previous, m_work);
+        touch();
+        if (i > 0 && memcpy_s != nullptr) memcpy_s->push_back(timed_memcpy());
+        const std::string path = m_work + "/async_" + name + "_" + std::to_string(i);
+        cairn::SaveFuture future;
+        double faults = 0.0;
+        const double call = timed([&] {
+          faults = page_faults();
+          future = checkpointer.async_save(m_state, path, options);
+          faults = page_faults() - faults;
+        });
+        faults = max_over_ranks(faults);
+        future.get();
+        const cairn::SaveTimings t = future.timings();
+        const double stall = max_over_ranks(t.stall_seconds);
+        const double stage = max_over_ranks(t.stage_seconds);
+        const double write = max_over_ranks(t.write_seconds + t.commit_seconds);
+        if (i == 0) {
+          result.first_call_s = call;
+          result.first_stall_s = stall;
+          result.first_write_s = write;
+          result.first_faults = faults;
+        } else {
+          result.call_s.push_back(call);
+          result.stall_s.push_back(stall);
+          result.stage_s.push_back(stage);
+          result.write_s.push_back(write);
+          result.faults.push_back(faults);
+        }
+        previous = path;
+      }
+      const std::int64_t top = peak.stop();
+      const bool known = all_ranks(m_fresh >= 0 && before >= 0 && top >= 0);
+      result.rss_before_mib = known ? max_over_ranks(to_mib(before)) : -1.0;
+      result.rss_peak_mib = known ? max_over_ranks(to_mib(top)) : -1.0;
+      result.rss_extra_mib = known ? max_over_ranks(to_mib(top - m_fresh)) : -1.0;
+      result.rss_own_mib = known ? max_over_ranks(to_mib(top - before)) : -1.0;
+    }
+    remove_path(previous, m_work);
+    return result;
+  }
+
+  const Options& m_options;
+  std::string m_work;
+  int m_rank;
+  int m_size;
+  std::int64_t m_rows;   // rows of the array per rank
+  std::int64_t m_elems;  // elements of the array per rank
+  std::vector<double> m_array;
+  std::int64_t m_step = 0;
+  cairn::State m_state;
+  std::vector<double> m_scratch;
+  double m_sink = 0.0;
+  std::int64_t m_fresh = -1;  // resident bytes before the first checkpointer
+};
+
+struct ModeTargets {
+  double stall_over_memcpy = -1.0;  // -1: none
+  double extra_mib = -1.0;
+};
+
+ModeTargets targets(const ModeResult& m, const Options& options) {
+  ModeTargets t;
+  if (m.mode == cairn::StagingMode::Copy) {
+    t.stall_over_memcpy = copy_stall_target;
+    t.extra_mib = static_cast<double>(options.mib_per_rank + memory_slack_mib);
+  } else if (m.mode == cairn::StagingMode::ZeroCopy) {
+    t.stall_over_memcpy = zero_copy_stall_target;
+  } else {
+    t.extra_mib = static_cast<double>(options.budget_mib + memory_slack_mib);
+  }
+  return t;
+}
+
+std::string mode_label(const ModeResult& m, const Options& options) {
+  if (m.mode != cairn::StagingMode::Bounded) return m.name;
+  return m.name + " (" + std::to_string(options.budget_mib) + " MiB)";
+}
+
+const char* verdict(bool has_target, bool met) {
+  return !has_target ? "info" : met ? "met" : "MISSED";
+}
+
+void print_async_json(const AsyncResult& r, const Options& options, int ranks) {
+  const double memcpy_median = median(r.memcpy_s);
+  std::string line =
+      "{\"op\":\"async\",\"ranks\":" + std::to_string(ranks) +
+      ",\"mib_per_rank\":" + std::to_string(options.mib_per_rank) + ",\"runs\":" + std::to_string(options.runs) +
+      ",\"budget_mib\":" + std::to_string(options.budget_mib) + ",\"rss_fresh_mib\":" + json_number(r.rss_fresh_mib) +
+      ",\"memcpy_s\":" + json_list(r.memcpy_s) + ",\"memcpy_median_s\":" + json_number(memcpy_median) + ",\"modes\":{";
+  for (std::size_t i = 0; i < r.modes.size(); ++i) {
+    const ModeResult& m = r.modes[i];
+    const ModeTargets t = targets(m, options);
+    line += std::string(i ? "," : "") + "\"" + m.name + "\":{\"first_call_s\":" + json_number(m.first_call_s) +
+            ",\"first_stall_s\":" + json_number(m.first_stall_s) +
+            ",\"first_write_s\":" + json_number(m.first_write_s) + ",\"call_s\":" + json_list(m.call_s) +
+            ",\"stall_s\":" + json_list(m.stall_s) + ",\"stage_s\":" + json_list(m.stage_s) +
+            ",\"write_s\":" + json_list(m.write_s) + ",\"call_median_s\":" + json_number(median(m.call_s)) +
+            ",\"stall_median_s\":" + json_number(median(m.stall_s)) +
+            ",\"write_median_s\":" + json_number(median(m.write_s)) +
+            ",\"first_faults\":" + json_number(m.first_faults) + ",\"faults\":" + json_list(m.faults) +
+            ",\"call_over_memcpy\":" + json_number(ratio(median(m.call_s), memcpy_median)) +
+            ",\"stall_over_memcpy\":" + json_number(ratio(median(m.stall_s), memcpy_median)) +
+            ",\"target_call_over_memcpy\":" +
+            (t.stall_over_memcpy < 0 ? std::string("null") : json_number(t.stall_over_memcpy)) +
+            ",\"rss_before_mib\":" + json_number(m.rss_before_mib) + ",\"rss_own_mib\":" + json_number(m.rss_own_mib) +
+            ",\"rss_peak_mib\":" + json_number(m.rss_peak_mib) + ",\"rss_extra_mib\":" + json_number(m.rss_extra_mib) +
+            ",\"target_rss_extra_mib\":" + (t.extra_mib < 0 ? std::string("null") : json_number(t.extra_mib)) + "}";
+  }
+  line += "},\"cairn_version\":\"" + std::string(cairn::version()) + "\"}";
+  std::printf("%s\n", line.c_str());
+}
+
+void print_async_table(const AsyncResult& r, const Options& options, int ranks) {
+  const double memcpy_median = median(r.memcpy_s);
+  const auto ms = [](double seconds) { return 1e3 * seconds; };
+  std::printf(
+      "cairn_bench async_save (Cairn %s): %d rank%s, %lld MiB per rank (one float64 array and an int64 step); "
+      "each mode: a first save, then the median of %d saves\n",
+      cairn::version(), ranks, ranks == 1 ? "" : "s", static_cast<long long>(options.mib_per_rank), options.runs);
+  std::printf(
+      "call = the slowest rank's wall time inside async_save() (each save is waited for before the next call); "
+      "stall = SaveTimings::stall_seconds\nbaseline: memcpy of the same %lld MiB per rank into a pre-faulted "
+      "buffer, the slowest rank, median of %d runs alternating with the copy saves\n\n",
+      static_cast<long long>(options.mib_per_rank), options.runs);
+  const char* head = "%-16s %9s %9s %9s %9s %10s %7s %7s %11s %8s %10s %6s\n";
+  std::printf(head, "stall (ms)", "first", "call", "stall", "stage", "write", "faults1", "faults", "call/memcpy",
+              "target", "stall/mcpy", "");
+  std::printf("%-16s %9s %9.3f %9s %9s %10s %7s %7s %11.3f %8s %10s %6s\n", "memcpy", "-", ms(memcpy_median), "-", "-",
+              "-", "-", "-", 1.0, "", "", "");
+  for (const ModeResult& m : r.modes) {
+    const ModeTargets t = targets(m, options);
+    const double over = ratio(median(m.call_s), memcpy_median);
+    const std::string target = t.stall_over_memcpy < 0 ? "" : "<= " + json_number(t.stall_over_memcpy);
+    std::printf("%-16s %9.3f %9.3f %9.3f %9.3f %10.3f %7.0f %7.0f %11.3f %8s %10.3f %6s\n",
+                mode_label(m, options).c_str(), ms(m.first_call_s), ms(median(m.call_s)), ms(median(m.stall_s)),
+                ms(median(m.stage_s)), ms(median(m.write_s)), m.first_faults, median(m.faults), over, target.c_str(),
+                ratio(median(m.stall_s), memcpy_median),
+                verdict(t.stall_over_memcpy >= 0, over <= t.stall_over_memcpy));
+  }
+  std::printf(
+      "(first: the first save's call, with planning, staging allocation and page faults; stage: "
+      "SaveTimings::stage_seconds;\n write: write_seconds + commit_seconds on the worker, after the call returned, "
+      "for context; faults1, faults: page faults\n the calling thread took inside the first call and (median) a "
+      "steady call)\n\n");
+
+  std::printf(
+      "memory: resident set (/proc/self/statm, sampled every %lld ms) per rank, the largest over ranks; each mode "
+      "with a fresh checkpointer,\nmeasured in the order shown. no ckpt: before the first checkpointer (state "
+      "allocated and touched) = %.1f MiB;\nbefore: just before this mode's checkpointer; peak: while its saves ran; "
+      "extra = peak - no ckpt (checked); own = peak - before\n",
+      static_cast<long long>(resident_period.count()), r.rss_fresh_mib);
+  std::printf("%-16s %10s %10s %10s %10s %10s %7s\n", "memory (MiB)", "before", "peak", "extra", "own", "target", "");
+  for (const ModeResult& m : r.modes) {
+    const ModeTargets t = targets(m, options);
+    const std::string target = t.extra_mib < 0 ? "" : "<= " + json_number(t.extra_mib);
+    std::printf("%-16s %10.1f %10.1f %10.1f %10.1f %10s %7s\n", mode_label(m, options).c_str(), m.rss_before_mib,
+                m.rss_peak_mib, m.rss_extra_mib, m.rss_own_mib, target.c_str(),
+                verdict(t.extra_mib >= 0 && m.rss_extra_mib >= 0, m.rss_extra_mib <= t.extra_mib));
+  }
+  std::printf("\nrun times (ms), the slowest rank's, first save excluded:\n");
+  std::printf("  %-24s", "memcpy");
+  for (double s : r.memcpy_s) std::printf(" %.3f", ms(s));
+  std::printf("\n");
+  for (const ModeResult& m : r.modes) {
+    const std::pair<const char*, const std::vector<double>*> rows[] = {
+        {"call", &m.call_s}, {"stall", &m.stall_s}, {"write", &m.write_s}};
+    for (const auto& [what, times] : rows) {
+      std::printf("  %-24s", (mode_label(m, options) + " " + what).c_str());
+      for (double s : *times) std::printf(" %.3f", ms(s));
+      std::printf("\n");
+    }
+  }
+}
+
 // Collective: rank 0 makes a private directory under `dir`; "" on every rank when it cannot.
 std::string make_work_dir(const std::string& dir) {
   std::string work;
@@ -766,7 +1142,7 @@ int run(int argc, char** argv) {
 
   std::vector<Result> results;
   std::int64_t bytes = 0;
-  {
+  if (options.op != "async") {
     Bench bench(options, work);
     bytes = bench.total_bytes();
     if (options.op == "save" || options.op == "all") {
@@ -780,8 +1156,19 @@ int run(int argc, char** argv) {
       std::fflush(stdout);
     }
   }
+  AsyncResult async_result;
+  const bool async = options.op == "async" || options.op == "all";
+  if (async) {
+    async_result = AsyncBench(options, work).run();
+    if (rank == 0 && options.json) print_async_json(async_result, options, size);
+    std::fflush(stdout);
+  }
   remove_path(work, options.dir);
-  if (rank == 0 && !options.json) print_table(results, options, size, bytes);
+  if (rank == 0 && !options.json) {
+    if (!results.empty()) print_table(results, options, size, bytes);
+    if (!results.empty() && async) std::printf("\n");
+    if (async) print_async_table(async_result, options, size);
+  }
   std::fflush(stdout);
   for (const Result& r : results)
     if (!r.verified) {

@@ -59,6 +59,7 @@ import statistics
 import sys
 
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip().startswith("{")]
+rows = [r for r in rows if r["op"] in ("save", "load")]  # async figures: run_async_table.sh
 if not rows:
     sys.exit("run_table.sh: cairn_bench printed no results")
 rows.sort(key=lambda r: (r["op"] != "save", r["ranks"]))
