@@ -5,6 +5,7 @@
 #include "core/metadata_codec.hpp"
 #include "storage/common/publish.hpp"
 #include "storage/hdf5/hdf5_handle.hpp"
+#include "storage/hdf5/hdf5_rank_files.hpp"
 
 #include <sys/stat.h>
 
@@ -138,10 +139,45 @@ class Hdf5Reader final : public StorageReader {
   Metadata m_metadata;
 };
 
+// Picks the layout on open: one shared file, or one file per saving rank (saves without
+// collectives). Rank 0 looks and tells the others, so that every rank opens the same way.
+class Hdf5LayoutReader final : public StorageReader {
+ public:
+  void open(const std::string& directory, ProcessGroup& group) override {
+    std::int64_t rank_files = 0;
+    if (group.rank() == 0) {
+      struct stat st {};
+      const bool shared = ::stat((directory + "/" + h5::data_file_name).c_str(), &st) == 0;
+      // Neither present: the shared-file reader reports the missing data.h5.
+      rank_files = !shared && ::stat((directory + "/" + h5::rank_file_name(0)).c_str(), &st) == 0 ? 1 : 0;
+    }
+    group.broadcast(&rank_files, sizeof rank_files, 0);
+    if (rank_files)
+      m_inner = h5::make_hdf5_rank_files_reader();
+    else
+      m_inner = std::make_unique<Hdf5Reader>();
+    m_inner->open(directory, group);
+  }
+  const Metadata& metadata() const override {
+    if (!m_inner) throw UsageError("the metadata of a checkpoint reader that was never opened");
+    return m_inner->metadata();
+  }
+  void read(const std::vector<ReadRequest>& requests) override {
+    if (!m_inner) throw UsageError("read from a checkpoint reader that was never opened");
+    m_inner->read(requests);
+  }
+  void close() noexcept override {
+    if (m_inner) m_inner->close();
+  }
+
+ private:
+  std::unique_ptr<StorageReader> m_inner;
+};
+
 }  // namespace
 
 std::unique_ptr<StorageReader> make_hdf5_reader() {
-  return std::make_unique<Hdf5Reader>();
+  return std::make_unique<Hdf5LayoutReader>();
 }
 
 }  // namespace cairn
