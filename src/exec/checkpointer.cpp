@@ -14,6 +14,7 @@
 #include "plan/plan_codec.hpp"
 #include "stage/staging.hpp"
 #include "storage/common/publish.hpp"
+#include "storage/hdf5/hdf5_rank_files.hpp"
 
 #include <atomic>
 #include <chrono>
@@ -111,11 +112,6 @@ std::exception_ptr in_step(const std::string& step, std::exception_ptr failure) 
   }
 }
 
-std::string rank_file_name(int rank) {
-  char name[32];
-  std::snprintf(name, sizeof name, "rank_%06d.h5", rank);
-  return name;
-}
 
 }  // namespace
 
@@ -266,7 +262,7 @@ struct SaveOperation {
       step("publish", [&] {
         if (rank != 0) return;
         std::vector<std::string> keep;
-        for (int r = 0; r < group->size(); ++r) keep.push_back(rank_file_name(r));
+        for (int r = 0; r < group->size(); ++r) keep.push_back(detail::h5::rank_file_name(r));
         detail::keep_only(paths.partial_dir, keep);  // left by an earlier save that never published
         detail::fault_point("publish", rank);
         detail::publish_checkpoint(paths);
