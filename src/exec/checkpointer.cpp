@@ -128,6 +128,7 @@ struct SaveOperation {
   detail::CheckpointPaths paths;
   bool overwrite = false;
   std::shared_ptr<StorageWriter> writer;
+  bool own_writer = false;  // Cairn's backend: its file names are known
   const SavePlan* plan = nullptr;
   const std::vector<std::vector<WriteItem>>* global_items = nullptr;  // rank 0, collective saves
   std::vector<ScalarValue> scalar_values;                             // replicated scalars, by entry
@@ -261,9 +262,11 @@ struct SaveOperation {
       });
       step("publish", [&] {
         if (rank != 0) return;
-        std::vector<std::string> keep;
-        for (int r = 0; r < group->size(); ++r) keep.push_back(detail::h5::rank_file_name(r));
-        detail::keep_only(paths.partial_dir, keep);  // left by an earlier save that never published
+        if (own_writer) {  // drop files left by an earlier save into the same id that never published
+          std::vector<std::string> keep;
+          for (int r = 0; r < group->size(); ++r) keep.push_back(detail::h5::rank_file_name(r));
+          detail::keep_only(paths.partial_dir, keep);
+        }
         detail::fault_point("publish", rank);
         detail::publish_checkpoint(paths);
       });
@@ -521,6 +524,7 @@ SaveFuture Checkpointer::Impl::async_save(const State& state, const std::string&
   }
   op->plan = &plan;
   op->timings.plan_seconds = seconds_since(phase_start);
+  op->own_writer = !options.writer;
   op->writer = options.writer              ? options.writer
                : op->collective            ? std::shared_ptr<StorageWriter>(make_hdf5_writer())
                                            : std::shared_ptr<StorageWriter>(make_hdf5_rank_files_writer());
