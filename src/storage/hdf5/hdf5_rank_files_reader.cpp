@@ -88,6 +88,18 @@ RankFile read_rank_file(const std::string& directory, int rank) {
   RankFile out;
   const std::vector<std::byte> blob = read_whole_dataset(file.get(), h5::metadata_dataset, DType::UInt8, 1, path);
   out.metadata = detail::decode_metadata(blob.data(), blob.size(), path);
+  // A file copied or renamed from another rank would merge its chunks in the wrong place.
+  std::int64_t stored_rank = -1;
+  const hid_t attr_id = H5Aopen_by_name(file.get(), "/_cairn", "rank", H5P_DEFAULT, H5P_DEFAULT);
+  if (attr_id >= 0) {
+    Handle attr = h5::attribute(attr_id);
+    if (H5Aread(attr.get(), H5T_NATIVE_INT64, &stored_rank) < 0) stored_rank = -1;
+  }
+  H5Eclear2(H5E_DEFAULT);
+  if (stored_rank != rank)
+    throw CorruptCheckpointError("'" + path + "' is the file of saved rank " + std::to_string(rank) +
+                                 " but its /_cairn 'rank' attribute " +
+                                 (attr_id >= 0 ? "says " + std::to_string(stored_rank) : std::string("is missing")));
 
   const std::vector<std::byte> raw = read_whole_dataset(file.get(), h5::chunk_index_dataset, DType::Int64, 8, path);
   std::vector<std::int64_t> index(raw.size() / 8);

@@ -9,6 +9,9 @@
 #include "storage/hdf5/hdf5_handle.hpp"
 #include "storage/hdf5/hdf5_rank_files.hpp"
 
+#include <sys/stat.h>
+
+#include <cerrno>
 #include <cstdio>
 #include <string>
 #include <vector>
@@ -27,6 +30,16 @@ namespace {
 
 using detail::h5::Handle;
 namespace h5 = detail::h5;
+
+// mkdir -p: every rank may create the same directory at the same moment, so EEXIST is success.
+void make_directories(const std::string& path) {
+  for (std::size_t end = 1; end <= path.size(); ++end) {
+    if (end < path.size() && path[end] != '/') continue;
+    const std::string prefix = path.substr(0, end);
+    if (::mkdir(prefix.c_str(), 0777) != 0 && errno != EEXIST)
+      throw StorageError("cannot create directory '" + prefix + "': " + detail::errno_text(errno));
+  }
+}
 
 // A dataspace of `shape`; a scalar one for a 0-d shape.
 Handle make_space(const Extents& shape, const std::string& what) {
@@ -84,6 +97,7 @@ class Hdf5RankFilesWriter final : public StorageWriter {
     m_path = directory + "/" + h5::rank_file_name(m_rank);
     m_next = 0;
     m_index.clear();
+    make_directories(directory);
     // The default (POSIX) driver: this rank is the file's only writer.
     Handle fapl = h5::mpio_file_access(MPI_COMM_NULL);
     // TRUNC: a stale file of an earlier save that never published may sit in the partial directory.
