@@ -456,8 +456,17 @@ TEST_F(Async, ThousandSmallSavesKeepMemoryFlat) {
   }
   future.get();
   const std::size_t growth = resident_bytes() > after_warmup ? resident_bytes() - after_warmup : 0;
-  EXPECT_LT(growth, std::size_t{16} << 20) << "resident memory grew by " << growth << " bytes over " << count
-                                           << " saves on rank " << world_rank();
+#if defined(__SANITIZE_ADDRESS__)
+  // AddressSanitizer keeps freed memory in quarantine (256 MiB by default): resident memory grows
+  // by design. This build still runs the saves; the plain and ThreadSanitizer builds check memory.
+  constexpr bool check_memory = false;
+#else
+  constexpr bool check_memory = true;
+#endif
+  if (check_memory) {
+    EXPECT_LT(growth, std::size_t{16} << 20)
+        << "resident memory grew by " << growth << " bytes over " << count << " saves on rank " << world_rank();
+  }
   f.clear();
   ck.load(f.state, root + "/ckpt" + std::to_string(count % 2));
   EXPECT_TRUE(f.holds(count));
