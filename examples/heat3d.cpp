@@ -6,10 +6,10 @@
 // An explicit 7-point stencil advances a double-precision field on a GRID^3 global grid with fixed
 // (Dirichlet) boundary values. Every K steps the field, the step, the simulated time and the grid
 // size are saved to DIR/step_%08d, asynchronously: async_save copies the field and returns, and the
-// write overlaps the next K steps (--sync waits for each save instead). With --restart the run resumes from the newest checkpoint in
-// DIR on any number of ranks: Cairn reads the saved global field into this run's decomposition.
-// At the end rank 0 prints "checksum: <16 hex digits>" of the global field; the field, and so the
-// checksum, is bitwise the same for any rank count and for a run that was interrupted and resumed.
+// write overlaps the next K steps (--sync waits for each save instead). With --restart the run resumes from the newest
+// checkpoint in DIR on any number of ranks: Cairn reads the saved global field into this run's decomposition. At the
+// end rank 0 prints "checksum: <16 hex digits>" of the global field; the field, and so the checksum, is bitwise the
+// same for any rank count and for a run that was interrupted and resumed.
 #include <cairn/checkpointer.hpp>
 #include <cairn/error.hpp>
 #include <cairn/state.hpp>

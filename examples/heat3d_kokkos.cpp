@@ -190,7 +190,7 @@ std::pair<std::int64_t, std::int64_t> split(std::int64_t n, int parts, int index
 
 // The field with one layer of halo cells on every side, (i, j, k) with k fastest, as heat3d's.
 using Field = Kokkos::View<double***, Kokkos::LayoutRight>;
-using HostField = Field::HostMirror;
+using HostField = Field::host_mirror_type;  // HostMirror is the older name of the same type
 constexpr bool kFieldOnHost = Kokkos::SpaceAccessibility<Kokkos::HostSpace, Field::memory_space>::accessible;
 
 // This rank's block of the global grid and its neighbours (the decomposition of heat3d).

@@ -8,6 +8,7 @@
 #include <mpi.h>
 #include <xxhash.h>
 
+#include <unistd.h>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -16,7 +17,6 @@
 #include <fstream>
 #include <mutex>
 #include <thread>
-#include <unistd.h>
 
 namespace cairn::test {
 namespace {
@@ -38,7 +38,9 @@ struct Field {
   std::vector<std::byte> rng;
 
   explicit Field(std::int64_t rows_per_rank, int seed = 1, int ranks = world_size(), int rank = world_rank())
-      : rows(rows_per_rank), values(static_cast<std::size_t>(rows_per_rank * cols)), rng(16 + static_cast<std::size_t>(rank)) {
+      : rows(rows_per_rank),
+        values(static_cast<std::size_t>(rows_per_rank * cols)),
+        rng(16 + static_cast<std::size_t>(rank)) {
     fill(seed, rank);
     state.add_array("field", Extents{rows * ranks, cols}, Extents{rows * rank, 0}, Extents{rows, cols}, values.data());
     state.add_scalar("step", step);
@@ -149,11 +151,11 @@ TEST_P(AsyncStaging, ArraysChangedAfterReturnDoNotChangeTheCheckpoint) {
   // needs several pieces and splits an item.
   Field f(600, 5);
   std::vector<float> big(static_cast<std::size_t>(1536 * 1024));  // 6 MiB per rank
-  for (std::size_t i = 0; i < big.size(); ++i) big[i] = static_cast<float>(i % 9973) + 0.25f * static_cast<float>(world_rank());
+  for (std::size_t i = 0; i < big.size(); ++i)
+    big[i] = static_cast<float>(i % 9973) + 0.25f * static_cast<float>(world_rank());
   const std::vector<float> saved = big;
   const auto n = static_cast<std::int64_t>(big.size()) / 1024;
-  f.state.add_array("big", Extents{n * world_size(), 1024}, Extents{n * world_rank(), 0}, Extents{n, 1024},
-                    big.data());
+  f.state.add_array("big", Extents{n * world_size(), 1024}, Extents{n * world_rank(), 0}, Extents{n, 1024}, big.data());
   SaveOptions options;
   options.staging = GetParam();
   options.staging_budget_bytes = std::size_t{2} << 20;
@@ -183,7 +185,8 @@ TEST_P(AsyncStaging, StoredChecksumsMatchTheStoredBytes) {
   State s;
   s.add_array("v", Extents{3 * world_size(), 131072}, Extents{3 * world_rank(), 0}, Extents{3, 131072}, values.data());
   ArrayEntry& a = s.add_array("interior", DType::Int32, Extents{10 * world_size(), 12});
-  a.chunks.push_back(Chunk{Extents{10 * world_rank(), 0}, Extents{10, 12}, &halo[15], Layout::RowMajor, Extents{14, 1}});
+  a.chunks.push_back(
+      Chunk{Extents{10 * world_rank(), 0}, Extents{10, 12}, &halo[15], Layout::RowMajor, Extents{14, 1}});
   SaveOptions options;
   options.staging = GetParam();
   options.staging_budget_bytes = std::size_t{2} << 20;
@@ -219,10 +222,12 @@ TEST_P(AsyncStaging, StridedChunksRoundTrip) {
   // A 10 x 12 interior inside a 12 x 14 array with halos: a strided chunk, never written in place.
   std::vector<std::int32_t> halo(12 * 14, -7);
   for (int i = 0; i < 10; ++i)
-    for (int j = 0; j < 12; ++j) halo[static_cast<std::size_t>((i + 1) * 14 + j + 1)] = world_rank() * 1000 + i * 12 + j;
+    for (int j = 0; j < 12; ++j)
+      halo[static_cast<std::size_t>((i + 1) * 14 + j + 1)] = world_rank() * 1000 + i * 12 + j;
   State s;
   ArrayEntry& a = s.add_array("interior", DType::Int32, Extents{10 * world_size(), 12});
-  a.chunks.push_back(Chunk{Extents{10 * world_rank(), 0}, Extents{10, 12}, &halo[15], Layout::RowMajor, Extents{14, 1}});
+  a.chunks.push_back(
+      Chunk{Extents{10 * world_rank(), 0}, Extents{10, 12}, &halo[15], Layout::RowMajor, Extents{14, 1}});
   SaveOptions options;
   options.staging = GetParam();
   ck.async_save(s, dir / "strided", options).get();
@@ -238,7 +243,7 @@ INSTANTIATE_TEST_SUITE_P(Modes, AsyncStaging,
                          [](const auto& param_info) {
                            return std::string(param_info.param == StagingMode::Copy       ? "Copy"
                                               : param_info.param == StagingMode::ZeroCopy ? "ZeroCopy"
-                                                                                    : "Bounded");
+                                                                                          : "Bounded");
                          });
 
 TEST_F(Async, BackToBackSaves) {

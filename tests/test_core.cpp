@@ -148,8 +148,8 @@ TEST(Staging, PiecesCoverEveryItemOnceInRowMajorOrderWithinTheBudget) {
   info.dtype = DType::Float64;
   info.global_shape = {7, 9, 11};
   plan.entries.push_back(info);
-  plan.items.push_back(WriteItem{0, 0, Region{{1, 2, 3}, {5, 6, 7}}, {1, 2, 3}});   // 1,680 bytes
-  plan.items.push_back(WriteItem{0, 1, Region{{0, 0, 0}, {1, 1, 2}}, {0, 0, 0}});   // 16 bytes
+  plan.items.push_back(WriteItem{0, 0, Region{{1, 2, 3}, {5, 6, 7}}, {1, 2, 3}});  // 1,680 bytes
+  plan.items.push_back(WriteItem{0, 1, Region{{0, 0, 0}, {1, 1, 2}}, {0, 0, 0}});  // 16 bytes
   for (std::size_t piece_bytes : {std::size_t{64}, std::size_t{128}, std::size_t{448}, std::size_t{4096}}) {
     const std::vector<Piece> pieces = split_into_pieces(plan, piece_bytes);
     std::vector<Extents> seen;  // every element, in the order the pieces deliver them
@@ -172,8 +172,7 @@ TEST(Staging, PiecesCoverEveryItemOnceInRowMajorOrderWithinTheBudget) {
       for (std::int64_t i = 0; i < item.region.shape[0]; ++i)
         for (std::int64_t j = 0; j < item.region.shape[1]; ++j)
           for (std::int64_t l = 0; l < item.region.shape[2]; ++l)
-            expected.push_back(
-                {item.region.offset[0] + i, item.region.offset[1] + j, item.region.offset[2] + l});
+            expected.push_back({item.region.offset[0] + i, item.region.offset[1] + j, item.region.offset[2] + l});
     EXPECT_EQ(seen, expected) << "piece size " << piece_bytes;
     ASSERT_EQ(owner.size(), 212u);
     EXPECT_EQ(std::count(owner.begin(), owner.end(), 0u), 210);

@@ -3,8 +3,8 @@
 
 #include <cairn/checkpointer.hpp>
 #include <cairn/dtype.hpp>
-#include <cairn/future.hpp>
 #include <cairn/error.hpp>
+#include <cairn/future.hpp>
 #include <cairn/planner.hpp>
 #include <cairn/process_group.hpp>
 #include <cairn/state.hpp>

@@ -147,6 +147,8 @@ class ViewMirror final : public HostMirror {
   using host_view = Kokkos::View<data_type, layout, Kokkos::HostSpace>;
   using device_view = Kokkos::View<data_type, layout, memory_space>;
 
+  // The default instance of the View's execution space: the copy runs after the kernels the caller
+  // launched on it, so it sees their results without a global fence.
   ViewMirror(const View& view, const std::string& name) : m_view(view), m_exec() {
     constexpr auto ranks = std::make_index_sequence<static_cast<std::size_t>(view_rank<View>())>();
     m_host = allocate_like<data_type, layout, Kokkos::HostSpace>("cairn mirror " + name, view, ranks);
@@ -239,10 +241,11 @@ ArrayEntry& add_view_as(State& state, std::string name, const View& view, Extent
 ///
 /// The View has rank 1 to 8, an element type with a cairn::DType, and LayoutLeft, LayoutRight or
 /// LayoutStride (a subview such as the interior of an array with halo cells). A View the host can
-/// read is read and written in place: keep it alive, and unchanged under StagingMode::ZeroCopy,
-/// until the save completes. A View in device memory is copied into a host mirror while the save
-/// stages (Kokkos::deep_copy on an instance of its execution space, on the caller's thread), and
-/// back after a load. A View of const elements can be saved, not loaded.
+/// read is read and written in place: fence the kernels that write it (Kokkos::fence()) before
+/// saving, and keep it alive, and unchanged under StagingMode::ZeroCopy, until the save completes.
+/// A View in device memory is copied into a host mirror while the save stages (Kokkos::deep_copy
+/// on the default instance of its execution space, after the kernels already launched there, on
+/// the caller's thread), and back after a load. A View of const elements can be saved, not loaded.
 ///
 /// Throws UsageError naming the entry when `global_shape` or `offset` does not have one value per
 /// dimension of the View or the block lies outside the global shape; what Kokkos throws when a

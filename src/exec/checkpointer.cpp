@@ -2,9 +2,9 @@
 #include <cairn/error.hpp>
 
 #include "comm/agree.hpp"
-#include "core/log.hpp"
 #include "core/checksum.hpp"
 #include "core/fault.hpp"
+#include "core/log.hpp"
 #include "core/metadata_codec.hpp"
 #include "core/region.hpp"
 #include "core/strided_copy.hpp"
@@ -112,7 +112,6 @@ std::exception_ptr in_step(const std::string& step, std::exception_ptr failure) 
   }
 }
 
-
 }  // namespace
 
 // One save from the moment its bytes are staged: the steps the worker runs (or, under a low MPI
@@ -142,8 +141,8 @@ struct SaveOperation {
   std::atomic<int> pieces_written{0};
   std::atomic<bool> failed{false};
 
-  std::exception_ptr failure;        // agreed failure (collective), or this rank's (no collectives)
-  std::string failed_step;           // no collectives: where this rank failed
+  std::exception_ptr failure;  // agreed failure (collective), or this rank's (no collectives)
+  std::string failed_step;     // no collectives: where this rank failed
   std::shared_ptr<detail::SaveTask> task;
   SaveTimings timings;
   StagingMode staging = StagingMode::Copy;
@@ -285,7 +284,8 @@ struct SaveOperation {
     });
     if (failure) return;
     broadcast_bytes(*group, blob, 0);
-    step("commit", [&] { writer->finish(detail::decode_metadata(blob.data(), blob.size(), "the metadata being saved")); });
+    step("commit",
+         [&] { writer->finish(detail::decode_metadata(blob.data(), blob.size(), "the metadata being saved")); });
     step("publish", [&] {
       // Only rank 0 publishes; once it has renamed, the checkpoint exists, so nothing may fail after.
       if (rank == 0) {
@@ -471,8 +471,9 @@ SaveFuture Checkpointer::Impl::async_save(const State& state, const std::string&
   auto op = std::make_shared<SaveOperation>();
   op->task = std::make_shared<detail::SaveTask>(executor.get());
   SaveFuture future(op->task);
-  const std::shared_ptr<ProcessGroup>& group_ptr =
-      options.no_dist ? serial_group : options.process_group ? options.process_group : group;
+  const std::shared_ptr<ProcessGroup>& group_ptr = options.no_dist         ? serial_group
+                                                   : options.process_group ? options.process_group
+                                                                           : group;
   const std::shared_ptr<Planner>& planner_ptr = options.planner ? options.planner : planner;
   ProcessGroup& g = *group_ptr;
   Planner& p = *planner_ptr;
@@ -525,9 +526,9 @@ SaveFuture Checkpointer::Impl::async_save(const State& state, const std::string&
   op->plan = &plan;
   op->timings.plan_seconds = seconds_since(phase_start);
   op->own_writer = !options.writer;
-  op->writer = options.writer              ? options.writer
-               : op->collective            ? std::shared_ptr<StorageWriter>(make_hdf5_writer())
-                                           : std::shared_ptr<StorageWriter>(make_hdf5_rank_files_writer());
+  op->writer = options.writer   ? options.writer
+               : op->collective ? std::shared_ptr<StorageWriter>(make_hdf5_writer())
+                                : std::shared_ptr<StorageWriter>(make_hdf5_rank_files_writer());
 
   // Snapshot what the commit reads from the state: the caller may change it once we return.
   op->scalar_values.assign(plan.entries.size(), ScalarValue{});
