@@ -2,6 +2,7 @@
 #include <cairn/error.hpp>
 
 #include "comm/agree.hpp"
+#include "comm/broadcast.hpp"
 #include "core/checksum.hpp"
 #include "core/fault.hpp"
 #include "core/log.hpp"
@@ -38,16 +39,6 @@ std::vector<std::uint64_t> from_bytes(const std::vector<std::byte>& bytes) {
   std::vector<std::uint64_t> out(bytes.size() / sizeof(std::uint64_t));
   if (!out.empty()) std::memcpy(out.data(), bytes.data(), out.size() * sizeof(std::uint64_t));
   return out;
-}
-
-// Broadcasts a byte vector of any size from `root`.
-void broadcast_bytes(ProcessGroup& group, std::vector<std::byte>& bytes, int root) {
-  std::uint64_t size = bytes.size();
-  group.broadcast(&size, sizeof size, root);
-  bytes.resize(static_cast<std::size_t>(size));
-  constexpr std::size_t piece = std::size_t{1} << 30;  // MPI counts are ints
-  for (std::size_t at = 0; at < bytes.size(); at += piece)
-    group.broadcast(bytes.data() + at, std::min(piece, bytes.size() - at), root);
 }
 
 std::string kind_name(EntryKind kind) {
@@ -283,7 +274,7 @@ struct SaveOperation {
       blob = detail::encode_metadata(make_metadata(all, *global_items, 0));
     });
     if (failure) return;
-    broadcast_bytes(*group, blob, 0);
+    detail::broadcast_bytes(*group, blob, 0);
     step("commit",
          [&] { writer->finish(detail::decode_metadata(blob.data(), blob.size(), "the metadata being saved")); });
     step("publish", [&] {
@@ -430,7 +421,7 @@ void Checkpointer::Impl::make_plan(const std::shared_ptr<ProcessGroup>& group_pt
     for (const auto& items : global.items_per_rank) item_blobs.push_back(detail::encode_items(items));
     global_items = std::move(global.items_per_rank);
   });
-  broadcast_bytes(g, entries_blob, 0);
+  detail::broadcast_bytes(g, entries_blob, 0);
   std::vector<std::byte> my_items = g.scatter(item_blobs, 0);
   detail::agree_on(g, what + " (finish plan)", [&] {
     SavePlan central{detail::decode_entries(entries_blob), detail::decode_items(my_items)};

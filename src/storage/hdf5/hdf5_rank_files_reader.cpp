@@ -5,6 +5,7 @@
 #include <cairn/storage.hpp>
 
 #include "comm/agree.hpp"
+#include "comm/broadcast.hpp"
 #include "core/byte_codec.hpp"
 #include "core/metadata_codec.hpp"
 #include "core/region.hpp"
@@ -245,15 +246,6 @@ void merge(const std::string& directory, std::vector<RankFile>& files, Metadata&
                                    std::to_string(dataset_volume[m]) + " in its chunk datasets");
 }
 
-void broadcast_bytes(ProcessGroup& group, std::vector<std::byte>& bytes, int root) {
-  std::uint64_t size = bytes.size();
-  group.broadcast(&size, sizeof size, root);
-  bytes.resize(static_cast<std::size_t>(size));
-  constexpr std::size_t piece = std::size_t{1} << 30;  // MPI counts are ints
-  for (std::size_t at = 0; at < bytes.size(); at += piece)
-    group.broadcast(bytes.data() + at, std::min(piece, bytes.size() - at), root);
-}
-
 class Hdf5RankFilesReader final : public StorageReader {
  public:
   void open(const std::string& directory, ProcessGroup& group) override {
@@ -287,7 +279,7 @@ class Hdf5RankFilesReader final : public StorageReader {
       }
       blob = std::move(out.bytes());
     });
-    broadcast_bytes(group, blob, 0);
+    detail::broadcast_bytes(group, blob, 0);
 
     detail::ByteReader in(blob.data(), blob.size(), "the merged metadata of '" + directory + "'");
     std::vector<std::byte> md(static_cast<std::size_t>(in.u64()));
