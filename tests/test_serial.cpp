@@ -41,7 +41,8 @@ TEST_F(Serial, SavesAndLoadsWithoutMpi) {
   state.add_array("field", cairn::Extents{30, 100}, cairn::Extents{0, 0}, cairn::Extents{30, 100}, field.data());
   state.add_scalar("step", step);
   state.add_bytes("rng", rng);
-  for (cairn::StagingMode mode : {cairn::StagingMode::Copy, cairn::StagingMode::ZeroCopy, cairn::StagingMode::Bounded}) {
+  for (cairn::StagingMode mode :
+       {cairn::StagingMode::Copy, cairn::StagingMode::ZeroCopy, cairn::StagingMode::Bounded}) {
     cairn::SaveOptions options;
     options.staging = mode;
     options.overwrite = true;
