@@ -64,6 +64,33 @@ TEST(Regions, OverlapSweep) {
   EXPECT_TRUE(overlaps(disjoint[a], disjoint[b]));
 }
 
+TEST(Regions, RowMajorSlicesFollowRowMajorOrderWithinTheLimit) {
+  const Region region{{2, 1, 3}, {5, 4, 6}};
+  for (std::size_t limit :
+       {std::size_t{8}, std::size_t{40}, std::size_t{48}, std::size_t{200}, std::size_t{1000}, std::size_t{1} << 20}) {
+    const std::vector<Region> slices = detail::row_major_slices(region, 8, limit);
+    // Concatenated, the slices visit every element once, in the region's row-major order.
+    std::vector<Extents> visited;
+    for (const Region& s : slices) {
+      EXPECT_TRUE(detail::contains(region, s));
+      EXPECT_LE(static_cast<std::size_t>(detail::volume(s.shape)) * 8, std::max<std::size_t>(limit, 8));
+      for (std::int64_t i = 0; i < s.shape[0]; ++i)
+        for (std::int64_t j = 0; j < s.shape[1]; ++j)
+          for (std::int64_t k = 0; k < s.shape[2]; ++k)
+            visited.push_back({s.offset[0] + i, s.offset[1] + j, s.offset[2] + k});
+    }
+    std::vector<Extents> expected;
+    for (std::int64_t i = 0; i < 5; ++i)
+      for (std::int64_t j = 0; j < 4; ++j)
+        for (std::int64_t k = 0; k < 6; ++k) expected.push_back({2 + i, 1 + j, 3 + k});
+    EXPECT_EQ(visited, expected) << "limit " << limit;
+  }
+  EXPECT_EQ(detail::row_major_slices(region, 8, std::size_t{1} << 20).size(), 1U);
+  EXPECT_EQ(detail::row_major_slices(region, 8, 48).size(), 20U);  // one row of the last dimension each
+  EXPECT_TRUE(detail::row_major_slices(Region{{0}, {0}}, 8, 64).empty());
+  EXPECT_EQ(detail::row_major_slices(Region{{}, {}}, 8, 64).size(), 1U);  // 0-d: one element
+}
+
 TEST(StridedCopy, ColumnMajorToRowMajorAndBack) {
   // A 3x4 column-major chunk read as row-major.
   std::vector<int> col(12);

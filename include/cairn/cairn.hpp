@@ -5,6 +5,7 @@
 #include <cairn/dtype.hpp>
 #include <cairn/error.hpp>
 #include <cairn/future.hpp>
+#include <cairn/manager.hpp>
 #include <cairn/planner.hpp>
 #include <cairn/process_group.hpp>
 #include <cairn/state.hpp>

@@ -12,8 +12,13 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace cairn {
+
+namespace detail {
+struct CheckpointerAccess;
+}
 
 /// How a save takes the bytes out of the caller's memory before async_save() returns.
 enum class StagingMode : std::uint8_t {
@@ -64,6 +69,47 @@ struct LoadOptions {
   /// One process, no collectives: this rank loads alone, as a world of one. MPI need not be
   /// initialized.
   bool no_dist = false;
+  /// Check every byte read against the xxh3-64 checksum its chunk was saved with, and throw
+  /// CorruptCheckpointError naming the entry, the chunk's offsets and the saving rank on a
+  /// mismatch. Each rank reads the saved chunks it touches whole (in slices of at most
+  /// `verify_buffer_bytes`), so a resharded load reads more than it keeps; turn this off to read
+  /// only the regions asked for.
+  bool verify_checksums = true;
+  /// Memory for reading saved chunks that do not match the requested regions, per rank.
+  std::size_t verify_buffer_bytes = std::size_t{64} << 20;
+};
+
+/// A chunk whose stored bytes do not match the checksum it was saved with, or cannot be read.
+struct BadChunk {
+  std::string entry;
+  /// The chunk's region in the entry's global index space.
+  std::vector<std::int64_t> offset;
+  std::vector<std::int64_t> shape;
+  /// The rank that saved it.
+  int saving_rank = 0;
+  std::uint64_t expected_checksum = 0;
+  /// The checksum of the bytes found (0 when they could not be read).
+  std::uint64_t actual_checksum = 0;
+  /// What was wrong, in words, naming the entry, offsets, rank and file.
+  std::string message;
+};
+
+/// The outcome of Checkpointer::verify(): the same on every rank.
+struct VerifyReport {
+  std::string id;
+  std::int64_t chunks_checked = 0;
+  std::int64_t bytes_checked = 0;
+  std::vector<BadChunk> bad_chunks;
+  /// True when every chunk's bytes match their checksum.
+  bool ok() const noexcept { return bad_chunks.empty(); }
+};
+
+/// Options of Checkpointer::verify().
+struct VerifyOptions {
+  /// The backend to read with; the HDF5 backend when null.
+  std::shared_ptr<StorageReader> reader;
+  /// Memory for reading chunks, per rank.
+  std::size_t buffer_bytes = std::size_t{64} << 20;
 };
 
 /// Saves and loads States collectively over a process group. A checkpoint id is a directory path;
@@ -113,6 +159,13 @@ class Checkpointer {
   /// the same on every rank.
   void load(State& state, const std::string& id, const LoadOptions& options = {});
 
+  /// Collective. Reads every chunk of checkpoint `id` back, the chunks shared out among the ranks,
+  /// and compares each with the checksum it was saved with. Returns the same report on every rank,
+  /// naming each bad chunk (entry, offsets, saving rank). Throws StorageError or
+  /// CorruptCheckpointError when the checkpoint cannot be opened at all (missing, not published,
+  /// metadata damaged) and UnsupportedError for a format version newer than this library's.
+  VerifyReport verify(const std::string& id, const VerifyOptions& options = {});
+
   /// Collective when a save is in flight. Waits for it; its error stays in its future.
   void wait();
 
@@ -127,6 +180,7 @@ class Checkpointer {
   SaveTimings last_save_timings() const;
 
  private:
+  friend struct detail::CheckpointerAccess;  // CheckpointManager's hooks into the save steps
   struct Impl;
   std::unique_ptr<Impl> m_impl;
 };

@@ -1,12 +1,14 @@
-// Fault injection for tests: CAIRN_FAULT="<rank>:<step>" makes that rank fail at that step.
+// Fault injection for tests: CAIRN_FAULT="<rank|*>:<step>[:<action>]" makes that rank fail at that
+// step. Actions: "error" (the default: StorageError), "enospc" (StorageError as for a full disk),
+// "kill" (the process sends itself SIGKILL, as a crash would).
 #pragma once
 
 #include <string>
 
 namespace cairn::detail {
 
-/// Throws StorageError("injected fault ...") when CAIRN_FAULT names this rank (or '*') and `step`.
-/// Steps: validate, plan, stage, prepare, open, write, metadata, publish, load-open, load-read.
+/// Acts when CAIRN_FAULT names this rank (or '*') and `step`. Steps: validate, plan, stage,
+/// prepare, open, write, metadata, commit, publish, published, retention, load-open, load-read.
 void fault_point(const char* step, int rank);
 
 }  // namespace cairn::detail

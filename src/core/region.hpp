@@ -76,4 +76,9 @@ namespace cairn::detail {
 /// dimension so that disjoint decompositions cost O(n log n). Returns false when none overlap.
 bool find_overlap(const std::vector<Region>& regions, std::size_t& first, std::size_t& second);
 
+/// Row-major slices of `region` (elements of `element_size` bytes), each at most `max_bytes`
+/// where a single element allows, in order: slice k + 1 starts where slice k ends, so their bytes
+/// in turn are the region's row-major bytes.
+std::vector<Region> row_major_slices(const Region& region, std::size_t element_size, std::size_t max_bytes);
+
 }  // namespace cairn::detail

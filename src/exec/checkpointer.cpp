@@ -10,6 +10,8 @@
 #include "core/region.hpp"
 #include "core/strided_copy.hpp"
 #include "core/validate.hpp"
+#include "exec/checkpointer_access.hpp"
+#include "exec/chunk_check.hpp"
 #include "exec/executor.hpp"
 #include "exec/save_task.hpp"
 #include "plan/plan_codec.hpp"
@@ -72,6 +74,9 @@ struct PendingSplit {
   std::vector<std::byte> buffer;
 };
 
+// Smallest buffer for checked reads: below it, chunks would be read in absurdly small slices.
+constexpr std::size_t minimum_read_buffer = std::size_t{64} << 10;
+
 double seconds_since(std::chrono::steady_clock::time_point start) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
 }
@@ -123,6 +128,7 @@ struct SaveOperation {
   const std::vector<std::vector<WriteItem>>* global_items = nullptr;  // rank 0, collective saves
   std::vector<ScalarValue> scalar_values;                             // replicated scalars, by entry
   std::vector<std::shared_ptr<HostMirror>> mirrors;                   // kept alive while in flight
+  detail::SaveHooks hooks;
 
   // Data to write: one list of buffers per piece (a single piece unless staging is bounded).
   std::vector<std::vector<WriteBuffer>> pieces;
@@ -173,8 +179,21 @@ struct SaveOperation {
     if (rank == 0) detail::discard_checkpoint(paths);
   }
 
+  // A hook of the manager's, on rank 0: logged when it fails, never failing the save.
+  void run_hook(const std::function<void()>& hook, const char* name) noexcept {
+    if (rank != 0 || !hook) return;
+    try {
+      hook();
+    } catch (const std::exception& e) {
+      detail::log(detail::LogLevel::Warn, what + ": " + name + ": " + e.what());
+    } catch (...) {
+      detail::log(detail::LogLevel::Warn, what + ": " + name + " failed");
+    }
+  }
+
   void begin(std::exception_ptr stage_failure) {
     const auto start = std::chrono::steady_clock::now();
+    if (!stage_failure) run_hook(hooks.before_prepare, "removing leftovers of unpublished saves");
     step("prepare directory", [&] {
       if (stage_failure) std::rethrow_exception(stage_failure);
       detail::fault_point("prepare", rank);
@@ -259,7 +278,9 @@ struct SaveOperation {
         }
         detail::fault_point("publish", rank);
         detail::publish_checkpoint(paths);
+        detail::fault_point("published", rank);
       });
+      if (!failure) run_hook(hooks.after_publish, "retention");
       timings.commit_seconds = seconds_since(start);
       return;
     }
@@ -275,15 +296,19 @@ struct SaveOperation {
     });
     if (failure) return;
     detail::broadcast_bytes(*group, blob, 0);
-    step("commit",
-         [&] { writer->finish(detail::decode_metadata(blob.data(), blob.size(), "the metadata being saved")); });
+    step("commit", [&] {
+      detail::fault_point("commit", rank);
+      writer->finish(detail::decode_metadata(blob.data(), blob.size(), "the metadata being saved"));
+    });
     step("publish", [&] {
       // Only rank 0 publishes; once it has renamed, the checkpoint exists, so nothing may fail after.
       if (rank == 0) {
         detail::fault_point("publish", rank);
         detail::publish_checkpoint(paths);
+        detail::fault_point("published", rank);
       }
     });
+    if (!failure) run_hook(hooks.after_publish, "retention");
     timings.commit_seconds = seconds_since(start);
   }
 
@@ -329,7 +354,10 @@ struct Checkpointer::Impl {
   void make_plan(const std::shared_ptr<ProcessGroup>& group_ptr, const std::shared_ptr<Planner>& planner_ptr,
                  const State& state, const std::string& what);
   void make_local_plan(ProcessGroup& g, Planner& p, const State& state);
-  SaveFuture async_save(const State& state, const std::string& id, const SaveOptions& options);
+  SaveFuture async_save(const State& state, const std::string& id, const SaveOptions& options,
+                        detail::SaveHooks hooks = {});
+  VerifyReport verify(const std::string& id, const VerifyOptions& options);
+  void run_on_worker(const std::function<void()>& job);
   void load(State& state, const std::string& id, const LoadOptions& options);
   void load_on(ProcessGroup& g, State& state, const std::string& id, const LoadOptions& options);
 };
@@ -455,11 +483,13 @@ void Checkpointer::Impl::make_local_plan(ProcessGroup& g, Planner& p, const Stat
       throw InternalError("the finished plan names entry " + std::to_string(item.entry));
 }
 
-SaveFuture Checkpointer::Impl::async_save(const State& state, const std::string& id, const SaveOptions& options) {
+SaveFuture Checkpointer::Impl::async_save(const State& state, const std::string& id, const SaveOptions& options,
+                                          detail::SaveHooks hooks) {
   const auto call_start = std::chrono::steady_clock::now();
   finish_in_flight();
 
   auto op = std::make_shared<SaveOperation>();
+  op->hooks = std::move(hooks);
   op->task = std::make_shared<detail::SaveTask>(executor.get());
   SaveFuture future(op->task);
   const std::shared_ptr<ProcessGroup>& group_ptr = options.no_dist         ? serial_group
@@ -602,20 +632,50 @@ SaveFuture Checkpointer::Impl::async_save(const State& state, const std::string&
   return future;
 }
 
-void Checkpointer::Impl::load(State& state, const std::string& id, const LoadOptions& options) {
+void Checkpointer::Impl::run_on_worker(const std::function<void()>& job) {
   finish_in_flight();
-  ProcessGroup& g = options.no_dist ? *serial_group : options.process_group ? *options.process_group : *group;
   // Storage calls stay on the worker, like those of saves: HDF5 is called from one thread only.
   std::exception_ptr failure;
   executor->post([&] {
     try {
-      load_on(g, state, id, options);
+      job();
     } catch (...) {
       failure = std::current_exception();
     }
   });
   executor->drain();
   if (failure) std::rethrow_exception(failure);
+}
+
+VerifyReport Checkpointer::Impl::verify(const std::string& id, const VerifyOptions& options) {
+  ProcessGroup& g = *group;
+  const std::string what = "verification of checkpoint '" + id + "'";
+  VerifyReport report;
+  run_on_worker([&] {
+    detail::CheckpointPaths paths;
+    detail::agree_on(g, what + " (validate)", [&] {
+      paths = detail::checkpoint_paths(id);
+      if (options.buffer_bytes < minimum_read_buffer)
+        throw UsageError("the verification buffer of " + std::to_string(options.buffer_bytes) +
+                         " bytes is below the minimum of " + std::to_string(minimum_read_buffer));
+    });
+    std::shared_ptr<StorageReader> reader = options.reader ? options.reader : make_hdf5_reader();
+    try {
+      detail::agree_on(g, what + " (open)", [&] { reader->open(paths.final_dir, g); });
+      report = detail::verify_all_chunks(*reader, g, options.buffer_bytes, "checkpoint '" + id + "'");
+    } catch (...) {
+      reader->close();
+      throw;
+    }
+    reader->close();
+  });
+  report.id = id;
+  return report;
+}
+
+void Checkpointer::Impl::load(State& state, const std::string& id, const LoadOptions& options) {
+  ProcessGroup& g = options.no_dist ? *serial_group : options.process_group ? *options.process_group : *group;
+  run_on_worker([&] { load_on(g, state, id, options); });
   for (const auto& mirror : state.mirrors()) mirror->copy_from_host();
   for (Stateful* object : state.statefuls()) object->restored();
 }
@@ -628,6 +688,9 @@ void Checkpointer::Impl::load_on(ProcessGroup& g, State& state, const std::strin
   detail::agree_on(g, what + " (validate)", [&] {
     paths = detail::checkpoint_paths(id);
     detail::validate_state(state, rank, world, detail::Purpose::Load);
+    if (options.verify_checksums && options.verify_buffer_bytes < minimum_read_buffer)
+      throw UsageError("the verification buffer of " + std::to_string(options.verify_buffer_bytes) +
+                       " bytes is below the minimum of " + std::to_string(minimum_read_buffer));
     detail::fault_point("load-open", rank);
   });
 
@@ -764,7 +827,12 @@ void Checkpointer::Impl::load_on(ProcessGroup& g, State& state, const std::strin
         }
       }
     });
-    detail::agree_on(g, what + " (read)", [&] { reader->read(requests); });
+    detail::agree_on(g, what + " (read)", [&] {
+      if (options.verify_checksums)
+        detail::read_checked(*reader, g, requests, options.verify_buffer_bytes, "checkpoint '" + id + "'");
+      else
+        reader->read(requests);
+    });
     for (PendingCopy& copy : copies) {
       void* target =
           detail::chunk_element(*copy.chunk, detail::chunk_strides(*copy.chunk), copy.region.offset, copy.element_size);
@@ -813,6 +881,19 @@ void Checkpointer::save(const State& state, const std::string& id, const SaveOpt
 
 void Checkpointer::load(State& state, const std::string& id, const LoadOptions& options) {
   m_impl->load(state, id, options);
+}
+
+VerifyReport Checkpointer::verify(const std::string& id, const VerifyOptions& options) {
+  return m_impl->verify(id, options);
+}
+
+SaveFuture detail::CheckpointerAccess::async_save(Checkpointer& checkpointer, const State& state, const std::string& id,
+                                                  const SaveOptions& options, SaveHooks hooks) {
+  return checkpointer.m_impl->async_save(state, id, options, std::move(hooks));
+}
+
+void detail::CheckpointerAccess::run_on_worker(Checkpointer& checkpointer, const std::function<void()>& job) {
+  checkpointer.m_impl->run_on_worker(job);
 }
 
 void Checkpointer::wait() {

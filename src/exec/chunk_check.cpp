@@ -1,0 +1,317 @@
+#include "exec/chunk_check.hpp"
+
+#include <cairn/error.hpp>
+
+#include "comm/broadcast.hpp"
+#include "core/byte_codec.hpp"
+#include "core/checksum.hpp"
+#include "core/region.hpp"
+#include "core/strided_copy.hpp"
+
+#include <algorithm>
+#include <cinttypes>
+#include <cstdio>
+#include <exception>
+#include <functional>
+#include <queue>
+#include <unordered_map>
+
+namespace cairn::detail {
+
+namespace {
+
+std::string hex(std::uint64_t value) {
+  char text[24];
+  std::snprintf(text, sizeof text, "0x%016" PRIx64, value);
+  return text;
+}
+
+// Element index of `point` in the row-major layout of `region`.
+std::int64_t linear_index(const Region& region, const Extents& point) {
+  std::int64_t index = 0;
+  for (std::size_t d = 0; d < region.shape.size(); ++d) index = index * region.shape[d] + (point[d] - region.offset[d]);
+  return index;
+}
+
+std::string describe_chunk(const Metadata& md, const ChunkRecord& chunk) {
+  return "chunk " + to_string(chunk.region) + " of entry '" + md.entries[static_cast<std::size_t>(chunk.entry)].name +
+         "' saved by rank " + std::to_string(chunk.rank);
+}
+
+// One saved chunk read whole.
+struct ChunkJob {
+  std::size_t chunk = 0;                    // index into the metadata's chunks
+  std::vector<const ReadRequest*> targets;  // same-dtype requests filled from it
+  void* in_place = nullptr;                 // the destination, when the chunk is one request
+  std::size_t element_size = 0;
+  std::vector<Region> slices;
+  Checksummer sum;
+  std::size_t slices_done = 0;
+  bool failed = false;  // a read failed or the checksum differs
+  std::uint64_t actual = 0;
+  std::string message;
+};
+
+struct SliceRead {
+  std::size_t job = 0;
+  std::size_t slice = 0;
+  std::size_t buffer_offset = 0;  // into the shared buffer, unless read in place
+};
+
+// Reads the slices of `jobs` in rounds whose buffered slices fit `buffer_bytes`; every rank runs
+// the same number of rounds (reader.read is collective), padding with empty reads. A failed
+// read marks the jobs of its round. `final_requests` are read in one more round at the end.
+void run_rounds(StorageReader& reader, ProcessGroup& group, std::vector<ChunkJob>& jobs, std::size_t buffer_bytes,
+                bool one_chunk_per_round, const std::vector<ReadRequest>& final_requests, const std::string& source,
+                std::exception_ptr& first_failure) {
+  const Metadata& md = reader.metadata();
+  std::vector<std::vector<SliceRead>> rounds;
+  std::size_t round_bytes = 0;
+  std::size_t largest_round = 0;
+  for (std::size_t j = 0; j < jobs.size(); ++j) {
+    ChunkJob& job = jobs[j];
+    if (one_chunk_per_round && !(rounds.empty() || rounds.back().empty())) {
+      rounds.emplace_back();
+      round_bytes = 0;
+    }
+    for (std::size_t s = 0; s < job.slices.size(); ++s) {
+      const std::size_t bytes = static_cast<std::size_t>(volume(job.slices[s].shape)) * job.element_size;
+      const std::size_t cost = job.in_place ? 0 : bytes;
+      if (rounds.empty() || (cost > 0 && round_bytes > 0 && round_bytes + cost > buffer_bytes)) {
+        rounds.emplace_back();
+        round_bytes = 0;
+      }
+      rounds.back().push_back(SliceRead{j, s, round_bytes});
+      round_bytes += cost;
+      largest_round = std::max(largest_round, round_bytes);
+    }
+  }
+  std::int64_t count = static_cast<std::int64_t>(rounds.size()) + 1;  // + the final round
+  group.allreduce(&count, 1, ReduceOp::Max);
+  std::vector<std::byte> buffer(largest_round);
+
+  std::vector<ReadRequest> requests;
+  for (std::int64_t r = 0; r < count; ++r) {
+    requests.clear();
+    const bool last = r == count - 1;
+    const bool have = static_cast<std::size_t>(r) < rounds.size();
+    if (last) {
+      if (!first_failure) requests = final_requests;
+    } else if (have) {
+      for (const SliceRead& read : rounds[static_cast<std::size_t>(r)]) {
+        ChunkJob& job = jobs[read.job];
+        if (job.failed) continue;
+        const ChunkRecord& chunk = md.chunks[job.chunk];
+        const Region& slice = job.slices[read.slice];
+        void* destination =
+            job.in_place ? static_cast<std::byte*>(job.in_place) +
+                               linear_index(chunk.region, slice.offset) * static_cast<std::int64_t>(job.element_size)
+                         : static_cast<void*>(buffer.data() + read.buffer_offset);
+        requests.push_back(
+            ReadRequest{chunk.entry, slice, md.entries[static_cast<std::size_t>(chunk.entry)].dtype, destination});
+      }
+    }
+    try {
+      reader.read(requests);
+    } catch (...) {
+      if (!first_failure) first_failure = std::current_exception();
+      std::string why = "cannot be read";
+      try {
+        throw;
+      } catch (const std::exception& e) {
+        why += std::string(": ") + e.what();
+      } catch (...) {
+      }
+      if (have && !last)
+        for (const SliceRead& read : rounds[static_cast<std::size_t>(r)]) {
+          ChunkJob& job = jobs[read.job];
+          if (job.failed) continue;
+          job.failed = true;
+          job.message = describe_chunk(md, md.chunks[job.chunk]) + " in " + source + " " + why;
+        }
+      continue;
+    }
+    if (last || !have) continue;
+    for (const SliceRead& read : rounds[static_cast<std::size_t>(r)]) {
+      ChunkJob& job = jobs[read.job];
+      if (job.failed) continue;
+      const ChunkRecord& chunk = md.chunks[job.chunk];
+      const Region& slice = job.slices[read.slice];
+      const auto esize = static_cast<std::int64_t>(job.element_size);
+      const std::byte* data =
+          job.in_place ? static_cast<const std::byte*>(job.in_place) + linear_index(chunk.region, slice.offset) * esize
+                       : buffer.data() + read.buffer_offset;
+      job.sum.update(data, static_cast<std::size_t>(volume(slice.shape) * esize));
+      if (!job.in_place) {
+        const Extents slice_strides = row_major_strides(slice.shape);
+        Region part;
+        for (const ReadRequest* target : job.targets) {
+          if (!intersect(slice, target->region, part)) continue;
+          strided_copy(data + linear_index(slice, part.offset) * esize, slice_strides,
+                       static_cast<std::byte*>(target->destination) + linear_index(target->region, part.offset) * esize,
+                       row_major_strides(target->region.shape), part.shape, job.element_size);
+        }
+      }
+      if (++job.slices_done == job.slices.size()) {
+        job.actual = job.sum.digest();
+        if (job.actual != chunk.checksum) {
+          job.failed = true;
+          job.message = describe_chunk(md, chunk) + " in " + source + ": checksum mismatch (saved " +
+                        hex(chunk.checksum) + ", read " + hex(job.actual) + "): the data is damaged";
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+void read_checked(StorageReader& reader, ProcessGroup& group, const std::vector<ReadRequest>& requests,
+                  std::size_t buffer_bytes, const std::string& source) {
+  const Metadata& md = reader.metadata();
+  std::exception_ptr failure;
+  std::vector<ChunkJob> jobs;
+  std::vector<ReadRequest> converted;  // read again with conversion once checked
+  try {
+    std::vector<std::vector<std::size_t>> chunks_of(md.entries.size());
+    for (std::size_t c = 0; c < md.chunks.size(); ++c)
+      if (volume(md.chunks[c].region.shape) > 0) chunks_of[static_cast<std::size_t>(md.chunks[c].entry)].push_back(c);
+    std::unordered_map<std::size_t, std::size_t> job_of;  // chunk index -> job
+    for (const ReadRequest& request : requests) {
+      const auto e = static_cast<std::size_t>(request.entry);
+      if (e >= md.entries.size()) throw InternalError("a read request names entry " + std::to_string(request.entry));
+      const EntryInfo& info = md.entries[e];
+      const bool same_dtype = request.dtype == info.dtype;
+      if (!same_dtype) converted.push_back(request);
+      std::int64_t covered = 0;
+      std::vector<std::size_t> touched;
+      Region part;
+      for (std::size_t c : chunks_of[e]) {
+        if (!intersect(md.chunks[c].region, request.region, part)) continue;
+        covered += volume(part.shape);
+        touched.push_back(c);
+      }
+      if (covered < volume(request.region.shape))
+        throw CorruptCheckpointError("entry '" + info.name + "': region " + to_string(request.region) + " of " +
+                                     source + " is not covered by the chunks its metadata records");
+      for (std::size_t c : touched) {
+        auto [it, fresh] = job_of.emplace(c, jobs.size());
+        if (fresh) {
+          ChunkJob& job = jobs.emplace_back();
+          job.chunk = c;
+          job.element_size = dtype_size(info.dtype);
+        }
+        ChunkJob& job = jobs[it->second];
+        if (same_dtype) job.targets.push_back(&request);
+      }
+    }
+    for (ChunkJob& job : jobs) {
+      const Region& region = md.chunks[job.chunk].region;
+      // A chunk that is exactly one request's region, in the stored dtype, is read in place.
+      if (job.targets.size() == 1 && job.targets[0]->region.offset == region.offset &&
+          job.targets[0]->region.shape == region.shape)
+        job.in_place = job.targets[0]->destination;
+      job.slices = row_major_slices(region, job.element_size, buffer_bytes);
+    }
+  } catch (...) {
+    failure = std::current_exception();
+    jobs.clear();
+    converted.clear();
+  }
+  run_rounds(reader, group, jobs, buffer_bytes, false, converted, source, failure);
+  if (failure) std::rethrow_exception(failure);
+  std::size_t bad = 0;
+  const ChunkJob* first = nullptr;
+  for (const ChunkJob& job : jobs)
+    if (job.failed && ++bad == 1) first = &job;
+  if (first != nullptr)
+    throw CorruptCheckpointError(
+        first->message + (bad > 1 ? " (and " + std::to_string(bad - 1) + " more bad chunks on this rank)" : ""));
+}
+
+VerifyReport verify_all_chunks(StorageReader& reader, ProcessGroup& group, std::size_t buffer_bytes,
+                               const std::string& source) {
+  const Metadata& md = reader.metadata();
+  const int ranks = group.size();
+  const int rank = group.rank();
+  // The same assignment on every rank: largest chunks first, each to the least loaded rank.
+  std::vector<std::size_t> order(md.chunks.size());
+  std::vector<std::int64_t> bytes(md.chunks.size());
+  for (std::size_t c = 0; c < md.chunks.size(); ++c) {
+    order[c] = c;
+    const EntryInfo& info = md.entries[static_cast<std::size_t>(md.chunks[c].entry)];
+    bytes[c] = volume(md.chunks[c].region.shape) * static_cast<std::int64_t>(dtype_size(info.dtype));
+  }
+  std::stable_sort(order.begin(), order.end(), [&](std::size_t a, std::size_t b) { return bytes[a] > bytes[b]; });
+  using Load = std::pair<std::int64_t, int>;  // bytes assigned, rank
+  std::priority_queue<Load, std::vector<Load>, std::greater<>> least;
+  for (int r = 0; r < ranks; ++r) least.emplace(0, r);
+  std::vector<ChunkJob> jobs;
+  std::int64_t my_bytes = 0;
+  for (std::size_t c : order) {
+    auto [assigned, r] = least.top();
+    least.pop();
+    least.emplace(assigned + bytes[c], r);
+    if (r != rank) continue;
+    my_bytes += bytes[c];
+    ChunkJob& job = jobs.emplace_back();
+    job.chunk = c;
+    job.element_size = dtype_size(md.entries[static_cast<std::size_t>(md.chunks[c].entry)].dtype);
+    job.slices = row_major_slices(md.chunks[c].region, job.element_size, buffer_bytes);
+    if (job.slices.empty()) {  // an empty chunk: its checksum is that of no bytes
+      job.actual = job.sum.digest();
+      if (job.actual != md.chunks[c].checksum) {
+        job.failed = true;
+        job.message = describe_chunk(md, md.chunks[c]) + " in " + source + ": checksum mismatch for an empty chunk";
+      }
+    }
+  }
+  std::exception_ptr ignored;  // read failures are reported per chunk
+  run_rounds(reader, group, jobs, buffer_bytes, true, {}, source, ignored);
+
+  ByteWriter out;
+  std::uint64_t n_bad = 0;
+  for (const ChunkJob& job : jobs) n_bad += job.failed ? 1 : 0;
+  out.u64(n_bad);
+  for (const ChunkJob& job : jobs) {
+    if (!job.failed) continue;
+    out.u64(job.chunk);
+    out.u64(job.actual);
+    out.str(job.message);
+  }
+  std::vector<std::vector<std::byte>> gathered = group.gather(out.bytes(), 0);
+  std::vector<std::byte> merged;
+  if (rank == 0) {
+    ByteWriter all;
+    for (const auto& part : gathered) all.raw(part.data(), part.size());
+    merged = std::move(all.bytes());
+  }
+  broadcast_bytes(group, merged, 0);
+
+  VerifyReport report;
+  std::int64_t totals[2] = {static_cast<std::int64_t>(jobs.size()), my_bytes};
+  group.allreduce(totals, 2, ReduceOp::Sum);
+  report.chunks_checked = totals[0];
+  report.bytes_checked = totals[1];
+  ByteReader in(merged.data(), merged.size(), "the verification results");
+  for (int r = 0; r < ranks; ++r) {
+    const std::uint64_t count = in.u64();
+    for (std::uint64_t k = 0; k < count; ++k) {
+      const auto c = static_cast<std::size_t>(in.u64());
+      if (c >= md.chunks.size()) in.fail("chunk index out of range");
+      const ChunkRecord& chunk = md.chunks[c];
+      BadChunk bad;
+      bad.entry = md.entries[static_cast<std::size_t>(chunk.entry)].name;
+      bad.offset = chunk.region.offset;
+      bad.shape = chunk.region.shape;
+      bad.saving_rank = chunk.rank;
+      bad.expected_checksum = chunk.checksum;
+      bad.actual_checksum = in.u64();
+      bad.message = in.str();
+      report.bad_chunks.push_back(std::move(bad));
+    }
+  }
+  return report;
+}
+
+}  // namespace cairn::detail

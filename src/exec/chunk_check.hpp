@@ -1,0 +1,31 @@
+// Reading saved chunks whole and checking them against the checksums they were saved with: the
+// verified load and Checkpointer::verify().
+#pragma once
+
+#include <cairn/checkpointer.hpp>
+#include <cairn/process_group.hpp>
+#include <cairn/storage.hpp>
+
+#include <cstddef>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cairn::detail {
+
+/// Collective. Serves `requests` through `reader` (already open) so that every byte delivered was
+/// checked: each saved chunk a request touches is read whole, in row-major slices of at most
+/// `buffer_bytes`, its checksum compared, and the overlapping parts copied out. A request that
+/// is exactly one saved chunk is read in place. Requests in another dtype than the stored one
+/// are checked the same way and then read again with conversion. Throws CorruptCheckpointError
+/// naming the entry, the chunk's offsets, the saving rank and `source` on a mismatch, and the
+/// reader's error when a read fails (after taking part in every read round).
+void read_checked(StorageReader& reader, ProcessGroup& group, const std::vector<ReadRequest>& requests,
+                  std::size_t buffer_bytes, const std::string& source);
+
+/// Collective. Reads every chunk of the open checkpoint, shared out among the ranks by size, and
+/// returns every bad chunk, the same list on every rank.
+VerifyReport verify_all_chunks(StorageReader& reader, ProcessGroup& group, std::size_t buffer_bytes,
+                               const std::string& source);
+
+}  // namespace cairn::detail
