@@ -59,10 +59,11 @@ import statistics
 import sys
 
 rows = [json.loads(line) for line in open(sys.argv[1]) if line.strip().startswith("{")]
-rows = [r for r in rows if r["op"] in ("save", "load")]  # async figures: run_async_table.sh
+rows = [r for r in rows if r["op"] in ("save", "load", "load-nocheck")]  # async: run_async_table.sh
 if not rows:
     sys.exit("run_table.sh: cairn_bench printed no results")
-rows.sort(key=lambda r: (r["op"] != "save", r["ranks"]))
+order = {"save": 0, "load": 1, "load-nocheck": 2}
+rows.sort(key=lambda r: (order[r["op"]], r["ranks"]))
 
 
 def num(value, digits):
@@ -80,7 +81,8 @@ runs = rows[0]["runs"]
 print()
 print(f"Median of {runs} runs per method, runs alternating cairn, posix, hdf5; MiB/s is aggregate "
       "(all ranks' bytes / the slowest rank's wall time between barriers). Cairn "
-      f"{rows[0].get('cairn_version', '?')}.")
+      f"{rows[0].get('cairn_version', '?')}. load: every byte checked against its chunk's xxh3-64 "
+      "(the default); load-nocheck: LoadOptions::verify_checksums off, in the same runs.")
 print()
 print("Run times in seconds, min / median / max:")
 print()
