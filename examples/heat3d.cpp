@@ -1,17 +1,20 @@
 // heat3d: 3-D heat diffusion on an MPI domain decomposition, checkpointed and restarted with Cairn.
 //
-//   mpirun -np P heat3d --steps N --checkpoint-every K --dir DIR [--restart] [--n GRID]
+//   mpirun -np P heat3d --steps N --checkpoint-every K --dir DIR [--restart] [--n GRID] [--keep C]
 //                       [--crash-at STEP] [--sync]
 //
 // An explicit 7-point stencil advances a double-precision field on a GRID^3 global grid with fixed
-// (Dirichlet) boundary values. Every K steps the field, the step, the simulated time and the grid
-// size are saved to DIR/step_%08d, asynchronously: async_save copies the field and returns, and the
-// write overlaps the next K steps (--sync waits for each save instead). With --restart the run resumes from the newest
-// checkpoint in DIR on any number of ranks: Cairn reads the saved global field into this run's decomposition. At the
-// end rank 0 prints "checksum: <16 hex digits>" of the global field; the field, and so the checksum, is bitwise the
-// same for any rank count and for a run that was interrupted and resumed.
+// (Dirichlet) boundary values. A cairn::CheckpointManager over DIR saves the field, the step, the
+// simulated time and the grid size every K steps to DIR/step_%010d, asynchronously: async_save
+// copies the field and returns, and the write overlaps the next K steps (--sync waits for each save
+// instead). Every checkpoint is kept unless --keep C asks for the newest C only. With --restart the
+// run resumes from the newest good checkpoint in DIR (a damaged one is skipped for the one before
+// it) on any number of ranks: Cairn reads the saved global field into this run's decomposition. At
+// the end rank 0 prints "checksum: <16 hex digits>" of the global field; the field, and so the
+// checksum, is bitwise the same for any rank count and for a run that was interrupted and resumed.
 #include <cairn/checkpointer.hpp>
 #include <cairn/error.hpp>
+#include <cairn/manager.hpp>
 #include <cairn/state.hpp>
 
 #include <mpi.h>
@@ -27,15 +30,14 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <filesystem>
+#include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
 #include <vector>
 
 namespace {
-
-namespace fs = std::filesystem;
 
 // Thrown for a bad command line; every rank parses the same arguments, so every rank throws it.
 class ArgumentError : public std::runtime_error {
@@ -51,10 +53,11 @@ struct Options {
   std::int64_t n = 48;
   std::int64_t crash_at = -1;
   bool sync = false;
+  std::int64_t keep = 0;  // 0: keep every checkpoint
 };
 
 constexpr const char* kUsage =
-    "usage: heat3d --steps N --checkpoint-every K --dir DIR [--restart] [--n GRID] "
+    "usage: heat3d --steps N --checkpoint-every K --dir DIR [--restart] [--n GRID] [--keep C] "
     "[--crash-at STEP] [--sync]";
 
 std::int64_t parse_int(const std::string& flag, const char* text) {
@@ -87,6 +90,10 @@ Options parse_options(int argc, char** argv) {
       opt.crash_at = parse_int(arg, value());
     } else if (arg == "--sync") {
       opt.sync = true;
+    } else if (arg == "--keep") {
+      opt.keep = parse_int(arg, value());
+      if (opt.keep < 1 || opt.keep > std::numeric_limits<int>::max())
+        throw ArgumentError("--keep C needs C >= 1 (without it every checkpoint is kept)");
     } else if (arg == "-h" || arg == "--help") {
       throw ArgumentError("help");
     } else {
@@ -100,33 +107,6 @@ Options parse_options(int argc, char** argv) {
   // The global linear index of a cell must fit in int64 and the halo sizes in an MPI int.
   if (opt.n > 100000) throw ArgumentError("--n is too large");
   return opt;
-}
-
-std::string checkpoint_name(const std::string& dir, std::int64_t step) {
-  char name[32];
-  std::snprintf(name, sizeof name, "step_%08" PRId64, step);
-  return (fs::path(dir) / name).string();
-}
-
-// The step of the newest checkpoint in `dir` (a directory named step_<digits>; names starting with
-// '.' are partial or hidden and ignored), or -1 when there is none.
-std::int64_t newest_checkpoint(const std::string& dir) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return -1;
-  std::int64_t newest = -1;
-  for (const auto& item : fs::directory_iterator(dir, ec)) {
-    const std::string name = item.path().filename().string();
-    if (name.empty() || name[0] == '.' || name.rfind("step_", 0) != 0) continue;
-    const std::string digits = name.substr(5);
-    if (digits.empty() || digits.size() > 18 ||
-        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
-      continue;
-    std::error_code dir_ec;
-    if (!item.is_directory(dir_ec)) continue;
-    newest = std::max(newest, static_cast<std::int64_t>(std::stoll(digits)));
-  }
-  if (ec) throw std::runtime_error("cannot list " + dir + ": " + ec.message());
-  return newest;
 }
 
 // Cells [begin, begin + count) of a global extent `n` split into `parts` near-equal pieces: the
@@ -348,15 +328,33 @@ cairn::State describe_state(const Domain& dom, std::vector<double>& u, std::int6
   return state;
 }
 
+// The manager's options: a checkpoint every `checkpoint_every` steps; without --keep every
+// checkpoint is kept (every step is a multiple of 1), with --keep C the newest C.
+cairn::ManagerOptions manager_options(const Options& opt) {
+  cairn::ManagerOptions options;
+  options.every_steps = opt.checkpoint_every;
+  if (opt.keep > 0) {
+    options.keep_last = static_cast<int>(opt.keep);
+    options.keep_every = 0;
+  } else {
+    options.keep_every = 1;
+  }
+  return options;
+}
+
 int run(const Options& opt, MPI_Comm world) {
   Domain dom(world, opt.n);
   const bool root = dom.rank() == 0;
-  cairn::Checkpointer checkpointer(dom.comm());
 
   std::vector<double> u(dom.padded_size(), 0.0);
   std::vector<double> next(dom.padded_size(), 0.0);
   fill_boundary(dom, u);
   fill_boundary(dom, next);
+
+  // Names the checkpoints DIR/step_%010d, saves over a duplicate of the domain communicator, and
+  // removes the checkpoints --keep no longer keeps once a newer one is published. Declared after
+  // the field, so that its destructor waits for a save in flight before the field is freed.
+  cairn::CheckpointManager manager(dom.comm(), opt.dir, manager_options(opt));
 
   // alpha = D dt / h^2 with D = 1; 1/8 is inside the explicit scheme's stability limit of 1/6.
   const double alpha = 0.125;
@@ -390,27 +388,36 @@ int run(const Options& opt, MPI_Comm world) {
 
   bool resumed = false;
   if (opt.restart) {
-    std::int64_t newest = root ? newest_checkpoint(opt.dir) : -1;
-    MPI_Bcast(&newest, 1, MPI_INT64_T, 0, dom.comm());
-    if (newest < 0) {
+    // The newest checkpoint that is published and whose metadata reads back; damaged ones are
+    // skipped (and logged).
+    const std::optional<cairn::CheckpointInfo> newest = manager.latest();
+    if (!newest) {
       if (root) std::printf("restart: no checkpoint in %s; starting from step 0\n", opt.dir.c_str());
     } else {
-      const std::string id = checkpoint_name(opt.dir, newest);
       // Check the grid size first, so that a mismatch is reported as such rather than as a
       // shape mismatch of the field.
       std::int64_t saved_n = -1;
       cairn::State header;
       header.add_scalar("grid/n", saved_n);
-      checkpointer.load(header, id);
+      manager.checkpointer().load(header, newest->id);
       if (saved_n != opt.n)
-        throw cairn::UsageError("checkpoint " + id + " holds a " + std::to_string(saved_n) +
+        throw cairn::UsageError("checkpoint " + newest->id + " holds a " + std::to_string(saved_n) +
                                 "^3 grid but this run has --n " + std::to_string(opt.n));
+      // Loads the newest checkpoint that loads whole: one whose data turns out damaged is skipped
+      // for the one before it.
       cairn::State state = describe_state(dom, u, step, time, grid_n);
-      checkpointer.load(state, id);
-      resumed = true;
-      if (root)
-        std::printf("restart: resumed from %s at step %" PRId64 " (time %.9g) on %d ranks\n", id.c_str(), step, time,
-                    dom.size());
+      const std::optional<std::int64_t> restored = manager.restore_or_start(state);
+      if (restored) {
+        resumed = true;
+        if (root)
+          std::printf("restart: resumed from %s at step %" PRId64 " (time %.9g) on %d ranks\n",
+                      manager.id_of(*restored).c_str(), step, time, dom.size());
+      } else {
+        // A failed load may have filled part of the state.
+        step = 0;
+        time = 0.0;
+        if (root) std::printf("restart: no checkpoint in %s could be loaded; starting from step 0\n", opt.dir.c_str());
+      }
     }
   }
   if (!resumed) fill_initial(dom, u);
@@ -423,9 +430,10 @@ int run(const Options& opt, MPI_Comm world) {
     ++step;
     time += dt;
 
-    const bool checkpoint_due = step % opt.checkpoint_every == 0;
-    // The previous checkpoint is complete before the next one starts (and before a crash at a
-    // checkpoint step, so that the crash test knows which checkpoint survives).
+    // due() then async_save() is save_if_due() in two parts: the previous checkpoint is complete
+    // (and reported) before the next one starts, and before a crash at a checkpoint step, so that
+    // the crash test knows which checkpoint survives.
+    const bool checkpoint_due = manager.due(step);
     if (checkpoint_due) finish_pending();
 
     if (step == opt.crash_at && root) {
@@ -436,14 +444,12 @@ int run(const Options& opt, MPI_Comm world) {
     }
 
     if (checkpoint_due) {
-      const std::string id = checkpoint_name(opt.dir, step);
       cairn::State state = describe_state(dom, u, step, time, grid_n);
-      cairn::SaveOptions save_options;
-      save_options.overwrite = true;  // a fresh run into a used directory replaces old steps
       // async_save copies the field and returns; the write overlaps the next steps. The State may
-      // go out of scope at once.
-      pending = checkpointer.async_save(state, id, save_options);
-      pending_id = id;
+      // go out of scope at once. A step saved before (a fresh run into a used directory) is
+      // replaced atomically.
+      pending = manager.async_save(state, step);
+      pending_id = manager.id_of(step);
       pending_step = step;
       if (opt.sync) finish_pending();
     }

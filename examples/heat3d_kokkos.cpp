@@ -1,20 +1,22 @@
 // heat3d_kokkos: heat3d (examples/heat3d.cpp) with Kokkos Views and kernels, checkpointed with
-// cairn::kokkos::add_view.
+// cairn::kokkos::add_view and a cairn::CheckpointManager.
 //
 //   mpirun -np P heat3d_kokkos --steps N --checkpoint-every K --dir DIR [--restart] [--n GRID]
-//                              [--crash-at STEP] [--sync] [--staging copy|zero-copy|bounded]
-//                              [--budget-mib B] [--no-checkpoint]
+//                              [--keep C] [--crash-at STEP] [--sync]
+//                              [--staging copy|zero-copy|bounded] [--budget-mib B] [--no-checkpoint]
 //
 // The same explicit 7-point stencil as heat3d on a GRID^3 global grid with fixed boundary values,
 // on the same domain decomposition. The field lives in two Kokkos::Views with one layer of halo
-// cells (u and u_new, swapped every step); the update is a Kokkos::parallel_for. Every K steps the
-// interior of u, a strided subview, is saved with cairn::kokkos::add_view to DIR/step_%08d:
-// asynchronously by default (async_save stages the interior and returns; the write overlaps the
-// next K steps, and the next checkpoint first waits for it), or with --sync waiting for every save.
-// --staging picks the cairn::StagingMode (zero-copy: the saved buffer is not written again until
-// its save completes), --budget-mib the staging budget of bounded mode, and --no-checkpoint saves
-// nothing (--checkpoint-every and --dir are then optional). --restart resumes from the newest
-// checkpoint in DIR on any number of ranks.
+// cells (u and u_new, swapped every step); the update is a Kokkos::parallel_for. Every K steps a
+// CheckpointManager over DIR saves the interior of u, a strided subview added with
+// cairn::kokkos::add_view, to DIR/step_%010d: asynchronously by default (async_save stages the
+// interior and returns; the write overlaps the next K steps, and the next checkpoint first waits
+// for it), or with --sync waiting for every save. Every checkpoint is kept unless --keep C asks for
+// the newest C only. --staging picks the cairn::StagingMode (zero-copy: the saved buffer is not
+// written again until its save completes), --budget-mib the staging budget of bounded mode, and
+// --no-checkpoint saves nothing (--checkpoint-every and --dir are then optional). --restart resumes
+// from the newest good checkpoint in DIR (a damaged one is skipped for the one before it) on any
+// number of ranks.
 //
 // At the end rank 0 prints
 //   heat3d_kokkos: ranks=P steps=S checkpoints=C mode=async|sync|none staging=MODE elapsed_s=T checksum=X
@@ -28,6 +30,7 @@
 #include <cairn/checkpointer.hpp>
 #include <cairn/error.hpp>
 #include <cairn/kokkos.hpp>
+#include <cairn/manager.hpp>
 #include <cairn/state.hpp>
 
 #include <mpi.h>
@@ -44,14 +47,13 @@
 #include <cstdio>
 #include <cstdlib>
 #include <exception>
-#include <filesystem>
+#include <limits>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <utility>
 
 namespace {
-
-namespace fs = std::filesystem;
 
 // Thrown for a bad command line; every rank parses the same arguments, so every rank throws it.
 class ArgumentError : public std::runtime_error {
@@ -70,10 +72,11 @@ struct Options {
   cairn::StagingMode staging = cairn::StagingMode::Copy;
   std::int64_t budget_mib = 256;
   bool no_checkpoint = false;
+  std::int64_t keep = 0;  // 0: keep every checkpoint
 };
 
 constexpr const char* kUsage =
-    "usage: heat3d_kokkos --steps N --checkpoint-every K --dir DIR [--restart] [--n GRID] "
+    "usage: heat3d_kokkos --steps N --checkpoint-every K --dir DIR [--restart] [--n GRID] [--keep C] "
     "[--crash-at STEP] [--sync] [--staging copy|zero-copy|bounded] [--budget-mib B] [--no-checkpoint]";
 
 const char* staging_name(cairn::StagingMode mode) {
@@ -115,6 +118,10 @@ Options parse_options(int argc, char** argv) {
       opt.crash_at = parse_int(arg, value());
     } else if (arg == "--sync") {
       opt.sync = true;
+    } else if (arg == "--keep") {
+      opt.keep = parse_int(arg, value());
+      if (opt.keep < 1 || opt.keep > std::numeric_limits<int>::max())
+        throw ArgumentError("--keep C needs C >= 1 (without it every checkpoint is kept)");
     } else if (arg == "--staging") {
       const std::string mode = value();
       if (mode == "copy") {
@@ -149,33 +156,6 @@ Options parse_options(int argc, char** argv) {
   if (opt.budget_mib < 2 || opt.budget_mib > (std::int64_t{1} << 30))
     throw ArgumentError("--budget-mib must be at least 2");
   return opt;
-}
-
-std::string checkpoint_name(const std::string& dir, std::int64_t step) {
-  char name[32];
-  std::snprintf(name, sizeof name, "step_%08" PRId64, step);
-  return (fs::path(dir) / name).string();
-}
-
-// The step of the newest checkpoint in `dir` (a directory named step_<digits>; names starting with
-// '.' are partial or hidden and ignored), or -1 when there is none.
-std::int64_t newest_checkpoint(const std::string& dir) {
-  std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return -1;
-  std::int64_t newest = -1;
-  for (const auto& item : fs::directory_iterator(dir, ec)) {
-    const std::string name = item.path().filename().string();
-    if (name.empty() || name[0] == '.' || name.rfind("step_", 0) != 0) continue;
-    const std::string digits = name.substr(5);
-    if (digits.empty() || digits.size() > 18 ||
-        !std::all_of(digits.begin(), digits.end(), [](char c) { return c >= '0' && c <= '9'; }))
-      continue;
-    std::error_code dir_ec;
-    if (!item.is_directory(dir_ec)) continue;
-    newest = std::max(newest, static_cast<std::int64_t>(std::stoll(digits)));
-  }
-  if (ec) throw std::runtime_error("cannot list " + dir + ": " + ec.message());
-  return newest;
 }
 
 // Cells [begin, begin + count) of a global extent `n` split into `parts` near-equal pieces: the
@@ -403,15 +383,39 @@ cairn::State describe_state(const Domain& dom, const Field& u, std::int64_t& ste
   return state;
 }
 
+// The manager's options: a checkpoint every `checkpoint_every` steps (none with --no-checkpoint);
+// without --keep every checkpoint is kept (every step is a multiple of 1), with --keep C the newest
+// C; each save with --staging and --budget-mib.
+cairn::ManagerOptions manager_options(const Options& opt) {
+  cairn::ManagerOptions options;
+  options.every_steps = opt.no_checkpoint ? 0 : opt.checkpoint_every;
+  if (opt.keep > 0) {
+    options.keep_last = static_cast<int>(opt.keep);
+    options.keep_every = 0;
+  } else {
+    options.keep_every = 1;
+  }
+  options.save.staging = opt.staging;
+  options.save.staging_budget_bytes = static_cast<std::size_t>(opt.budget_mib) << 20;
+  return options;
+}
+
 int run(const Options& opt, MPI_Comm world) {
   Domain dom(world, opt.n);
   const bool root = dom.rank() == 0;
-  cairn::Checkpointer checkpointer(dom.comm());
 
   Field u = dom.make_field("u");
   Field next = dom.make_field("u_new");
   fill_initial(dom, u, false);
   fill_initial(dom, next, false);
+
+  const bool checkpointing = !opt.no_checkpoint;
+  // Names the checkpoints DIR/step_%010d, saves over a duplicate of the domain communicator, and
+  // removes the checkpoints --keep no longer keeps once a newer one is published. None without
+  // checkpoints or a restart. Declared after the Views, so that its destructor waits for a save in
+  // flight (which may read u in place under zero-copy staging) before they are freed.
+  std::optional<cairn::CheckpointManager> manager;
+  if (checkpointing || opt.restart) manager.emplace(dom.comm(), opt.dir, manager_options(opt));
 
   // alpha = D dt / h^2 with D = 1; 1/8 is inside the explicit scheme's stability limit of 1/6.
   const double alpha = 0.125;
@@ -421,7 +425,6 @@ int run(const Options& opt, MPI_Comm world) {
   std::int64_t step = 0;
   double time = 0.0;
   std::int64_t grid_n = opt.n;
-  const bool checkpointing = !opt.no_checkpoint;
   const char* mode = !checkpointing ? "none" : opt.sync ? "sync" : "async";
 
   if (root) {
@@ -434,7 +437,7 @@ int run(const Options& opt, MPI_Comm world) {
       std::printf(", no checkpoints");
     }
     std::printf("; Kokkos %s\n", Field::execution_space::name());
-    if (checkpointing && !checkpointer.background_writes())
+    if (checkpointing && !manager->checkpointer().background_writes())
       std::printf(
           "heat3d_kokkos: MPI is below MPI_THREAD_MULTIPLE: saves are written inside wait(), not during "
           "the steps\n");
@@ -462,36 +465,40 @@ int run(const Options& opt, MPI_Comm world) {
 
   bool resumed = false;
   if (opt.restart) {
-    std::int64_t newest = root ? newest_checkpoint(opt.dir) : -1;
-    MPI_Bcast(&newest, 1, MPI_INT64_T, 0, dom.comm());
-    if (newest < 0) {
+    // The newest checkpoint that is published and whose metadata reads back; damaged ones are
+    // skipped (and logged).
+    const std::optional<cairn::CheckpointInfo> newest = manager->latest();
+    if (!newest) {
       if (root) std::printf("restart: no checkpoint in %s; starting from step 0\n", opt.dir.c_str());
     } else {
-      const std::string id = checkpoint_name(opt.dir, newest);
       // Check the grid size first, so that a mismatch is reported as such rather than as a
       // shape mismatch of the field.
       std::int64_t saved_n = -1;
       cairn::State header;
       header.add_scalar("grid/n", saved_n);
-      checkpointer.load(header, id);
+      manager->checkpointer().load(header, newest->id);
       if (saved_n != opt.n)
-        throw cairn::UsageError("checkpoint " + id + " holds a " + std::to_string(saved_n) +
+        throw cairn::UsageError("checkpoint " + newest->id + " holds a " + std::to_string(saved_n) +
                                 "^3 grid but this run has --n " + std::to_string(opt.n));
+      // Loads the newest checkpoint that loads whole: one whose data turns out damaged is skipped
+      // for the one before it.
       cairn::State state = describe_state(dom, u, step, time, grid_n);
-      checkpointer.load(state, id);
-      resumed = true;
-      if (root)
-        std::printf("restart: resumed from %s at step %" PRId64 " (time %.9g) on %d ranks\n", id.c_str(), step, time,
-                    dom.size());
+      const std::optional<std::int64_t> restored = manager->restore_or_start(state);
+      if (restored) {
+        resumed = true;
+        if (root)
+          std::printf("restart: resumed from %s at step %" PRId64 " (time %.9g) on %d ranks\n",
+                      manager->id_of(*restored).c_str(), step, time, dom.size());
+      } else {
+        // A failed load may have filled part of the state.
+        step = 0;
+        time = 0.0;
+        if (root) std::printf("restart: no checkpoint in %s could be loaded; starting from step 0\n", opt.dir.c_str());
+      }
     }
   }
   if (!resumed) fill_initial(dom, u, true);
   if (root) std::fflush(stdout);
-
-  cairn::SaveOptions save_options;
-  save_options.overwrite = true;  // a fresh run into a used directory replaces old steps
-  save_options.staging = opt.staging;
-  save_options.staging_budget_bytes = static_cast<std::size_t>(opt.budget_mib) << 20;
 
   const std::int64_t first_step = step;
   std::int64_t checkpoints = 0;
@@ -508,9 +515,10 @@ int run(const Options& opt, MPI_Comm world) {
     ++step;
     time += dt;
 
-    const bool checkpoint_due = checkpointing && step % opt.checkpoint_every == 0;
-    // The previous checkpoint is complete before the next one starts (and before a crash at a
-    // checkpoint step, so that the crash test knows which checkpoint survives).
+    // due() then async_save() is save_if_due() in two parts: the previous checkpoint is complete
+    // (and reported) before the next one starts, and before a crash at a checkpoint step, so that
+    // the crash test knows which checkpoint survives.
+    const bool checkpoint_due = checkpointing && manager->due(step);
     if (checkpoint_due) finish_pending();
 
     if (step == opt.crash_at && root) {
@@ -521,12 +529,12 @@ int run(const Options& opt, MPI_Comm world) {
     }
 
     if (checkpoint_due) {
-      const std::string id = checkpoint_name(opt.dir, step);
       cairn::State state = describe_state(dom, u, step, time, grid_n);
       // async_save stages the interior (a host View in place; a device View through its host
-      // mirror) and returns; the write overlaps the next steps. The State may go out of scope.
-      pending = checkpointer.async_save(state, id, save_options);
-      pending_id = id;
+      // mirror) and returns; the write overlaps the next steps. The State may go out of scope. A
+      // step saved before (a fresh run into a used directory) is replaced atomically.
+      pending = manager->async_save(state, step);
+      pending_id = manager->id_of(step);
       pending_step = step;
       if (opt.staging == cairn::StagingMode::ZeroCopy) pending_buffer = u.data();
       ++checkpoints;
