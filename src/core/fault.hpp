@@ -8,7 +8,8 @@
 namespace cairn::detail {
 
 /// Acts when CAIRN_FAULT names this rank (or '*') and `step`. Steps: validate, plan, stage,
-/// prepare, open, write, metadata, commit, publish, published, retention, load-open, load-read.
+/// prepare, open, write (after the data), metadata, commit (after the file is finished), publish,
+/// published, retention, load-open, load-read.
 void fault_point(const char* step, int rank);
 
 }  // namespace cairn::detail

@@ -297,8 +297,9 @@ struct SaveOperation {
     if (failure) return;
     detail::broadcast_bytes(*group, blob, 0);
     step("commit", [&] {
-      detail::fault_point("commit", rank);
+      // The backend's collectives stay matched: a rank fails here after taking part in them.
       writer->finish(detail::decode_metadata(blob.data(), blob.size(), "the metadata being saved"));
+      detail::fault_point("commit", rank);
     });
     step("publish", [&] {
       // Only rank 0 publishes; once it has renamed, the checkpoint exists, so nothing may fail after.
