@@ -139,7 +139,6 @@ struct SaveOperation {
   std::atomic<bool> failed{false};
 
   std::exception_ptr failure;  // agreed failure (collective), or this rank's (no collectives)
-  std::string failed_step;     // no collectives: where this rank failed
   std::shared_ptr<detail::SaveTask> task;
   SaveTimings timings;
   StagingMode staging = StagingMode::Copy;
@@ -154,7 +153,6 @@ struct SaveOperation {
         body();
       } catch (...) {
         failure = in_step(name, std::current_exception());
-        failed_step = name;
         failed.store(true);
       }
       return;
@@ -266,7 +264,8 @@ struct SaveOperation {
       std::exception_ptr outcome = failure;
       failure = nullptr;
       collective = true;
-      step(failed_step.empty() ? std::string("write") : failed_step, [&] {
+      // One name on every rank; the failing rank's message says in which step it failed.
+      step("commit", [&] {
         if (outcome) std::rethrow_exception(outcome);
       });
       step("publish", [&] {
@@ -542,7 +541,6 @@ SaveFuture Checkpointer::Impl::async_save(const State& state, const std::string&
     // Without collectives the other ranks learn of it in the agreement at the end: go on with
     // an empty plan, so this rank still takes part in it.
     op->failure = in_step("plan", std::current_exception());
-    op->failed_step = "plan";
     plan = SavePlan{};
   }
   op->plan = &plan;

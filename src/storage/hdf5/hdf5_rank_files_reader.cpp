@@ -15,10 +15,14 @@
 
 #include <sys/stat.h>
 
+#include <fcntl.h>
+#include <unistd.h>
 #include <algorithm>
+
 #include <cerrno>
 #include <cstring>
 #include <exception>
+#include <limits>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -73,6 +77,11 @@ Handle open_rank_file(const std::string& directory, int rank) {
   if (::stat(path.c_str(), &st) != 0)
     throw StorageError("checkpoint '" + directory + "' lacks rank file '" + path + "' of saved rank " +
                        std::to_string(rank) + ": " + detail::errno_text(errno));
+  if (const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC); fd >= 0)  // as the effective user
+    ::close(fd);
+  else
+    throw StorageError("cannot read rank file '" + path + "' of saved rank " + std::to_string(rank) + ": " +
+                       detail::errno_text(errno));
   if (H5Fis_hdf5(path.c_str()) <= 0) {
     H5Eclear2(H5E_DEFAULT);
     throw CorruptCheckpointError("'" + path + "' is not an HDF5 file (damaged, truncated or not written by Cairn)");
@@ -146,6 +155,22 @@ bool is_rank_local_blob(const EntryInfo& e) {
   return e.kind == EntryKind::Bytes && e.distribution == Distribution::RankLocal;
 }
 
+// Adds the number of elements of `shape` (non-negative extents) to `total`; false when that does
+// not fit in 64 bits, which only hostile files reach.
+bool add_volume(std::int64_t& total, const Extents& shape) {
+  constexpr std::int64_t max = std::numeric_limits<std::int64_t>::max();
+  for (std::int64_t e : shape)
+    if (e == 0) return true;
+  std::int64_t n = 1;
+  for (std::int64_t e : shape) {
+    if (n > max / e) return false;
+    n *= e;
+  }
+  if (total > max - n) return false;
+  total += n;
+  return true;
+}
+
 // Merges the rank files' metadata into the metadata of a shared-file checkpoint of the same save,
 // and locates every chunk dataset in the merged index space. Throws CorruptCheckpointError.
 void merge(const std::string& directory, std::vector<RankFile>& files, Metadata& merged,
@@ -196,7 +221,12 @@ void merge(const std::string& directory, std::vector<RankFile>& files, Metadata&
     EntryInfo& e = merged.entries[m];
     if (!is_rank_local_blob(e)) continue;
     e.rank_offsets.assign(files.size() + 1, 0);
-    for (std::size_t r = 0; r < files.size(); ++r) e.rank_offsets[r + 1] = e.rank_offsets[r] + blob_sizes[m][r];
+    for (std::size_t r = 0; r < files.size(); ++r) {
+      if (blob_sizes[m][r] > std::numeric_limits<std::int64_t>::max() - e.rank_offsets[r])
+        throw CorruptCheckpointError("the blobs of entry '" + e.name + "' of checkpoint '" + directory +
+                                     "' add up to more than 2^63 bytes");
+      e.rank_offsets[r + 1] = e.rank_offsets[r] + blob_sizes[m][r];
+    }
     e.global_shape = {e.rank_offsets.back()};
   }
 
@@ -210,14 +240,19 @@ void merge(const std::string& directory, std::vector<RankFile>& files, Metadata&
     if (region.offset.size() != info.global_shape.size() || region.shape.size() != info.global_shape.size())
       throw CorruptCheckpointError(what + " of entry '" + info.name + "' in '" + path_of(r) +
                                    "' has the wrong number of dimensions");
-    if (is_rank_local_blob(info)) region.offset[0] += info.rank_offsets[static_cast<std::size_t>(r)];
-    const Region whole{Extents(info.global_shape.size(), 0), info.global_shape};
-    bool inside = detail::contains(whole, region);
-    for (std::int64_t s : region.shape) inside = inside && s >= 0;
-    if (is_rank_local_blob(info) && inside)  // a blob stays inside its own rank's part
-      inside = region.offset[0] + region.shape[0] <= info.rank_offsets[static_cast<std::size_t>(r) + 1];
+    // Inside the entry (a rank-local blob: inside this rank's own part, in its own coordinates),
+    // checked without additions so that hostile values cannot overflow.
+    const bool blob = is_rank_local_blob(info);
+    const auto rank = static_cast<std::size_t>(r);
+    bool inside = true;
+    for (std::size_t d = 0; inside && d < region.shape.size(); ++d) {
+      const std::int64_t n = blob ? info.rank_offsets[rank + 1] - info.rank_offsets[rank] : info.global_shape[d];
+      const std::int64_t off = region.offset[d], ext = region.shape[d];
+      inside = off >= 0 && ext >= 0 && ext <= n && off <= n - ext;
+    }
     if (!inside)
       throw CorruptCheckpointError(what + " of entry '" + info.name + "' in '" + path_of(r) + "' lies outside it");
+    if (blob) region.offset[0] += info.rank_offsets[rank];
   };
 
   // Chunks as the checkpointer checks them; datasets as the reader reads them. Both cover the
@@ -230,12 +265,18 @@ void merge(const std::string& directory, std::vector<RankFile>& files, Metadata&
       if (c.rank != r)
         throw CorruptCheckpointError("'" + path_of(r) + "' records a chunk of rank " + std::to_string(c.rank));
       place(r, c.entry, c.region, c.entry, "a chunk record");
-      chunk_volume[static_cast<std::size_t>(c.entry)] += detail::volume(c.region.shape);
+      if (!add_volume(chunk_volume[static_cast<std::size_t>(c.entry)], c.region.shape))
+        throw CorruptCheckpointError("the chunk records of entry '" +
+                                     merged.entries[static_cast<std::size_t>(c.entry)].name + "' (up to '" +
+                                     path_of(r) + "') add up to more than 2^63 elements");
       merged.chunks.push_back(std::move(c));
     }
     for (DatasetRef d : file.datasets) {
       place(r, d.entry, d.region, d.entry, "chunk dataset " + std::to_string(d.index));
-      dataset_volume[static_cast<std::size_t>(d.entry)] += detail::volume(d.region.shape);
+      if (!add_volume(dataset_volume[static_cast<std::size_t>(d.entry)], d.region.shape))
+        throw CorruptCheckpointError("the chunk datasets of entry '" +
+                                     merged.entries[static_cast<std::size_t>(d.entry)].name + "' (up to '" +
+                                     path_of(r) + "') add up to more than 2^63 elements");
       datasets.push_back(std::move(d));
     }
   }

@@ -7,7 +7,10 @@
 #include "storage/hdf5/hdf5_handle.hpp"
 #include "storage/hdf5/hdf5_rank_files.hpp"
 
+#include <dirent.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <exception>
@@ -34,8 +37,13 @@ class Hdf5Reader final : public StorageReader {
     if (!S_ISDIR(st.st_mode))
       throw UsageError("checkpoint id '" + directory + "' is a file, not a checkpoint directory");
     if (::stat(m_path.c_str(), &st) != 0)
-      throw StorageError("checkpoint '" + directory + "' has no data file '" + m_path +
-                         "': " + detail::errno_text(errno));
+      throw StorageError("checkpoint '" + directory + "' has no data file '" + m_path + "' and no rank files ('" +
+                         directory + "/" + h5::rank_file_name(0) +
+                         "' of saved rank 0 is missing too): " + detail::errno_text(errno));
+    if (const int fd = ::open(m_path.c_str(), O_RDONLY | O_CLOEXEC); fd < 0)  // as the effective user
+      throw StorageError("cannot read '" + m_path + "': " + detail::errno_text(errno));
+    else
+      ::close(fd);
     if (H5Fis_hdf5(m_path.c_str()) <= 0) {
       H5Eclear2(H5E_DEFAULT);
       throw CorruptCheckpointError("'" + m_path + "' is not an HDF5 file (damaged, truncated or not written by Cairn)");
@@ -139,6 +147,21 @@ class Hdf5Reader final : public StorageReader {
   Metadata m_metadata;
 };
 
+bool has_rank_file(const std::string& directory) {
+  DIR* dir = ::opendir(directory.c_str());
+  if (dir == nullptr) return false;
+  bool found = false;
+  while (const dirent* e = ::readdir(dir)) {
+    const std::string name = e->d_name;
+    if (name.rfind("rank_", 0) == 0 && name.size() > 3 && name.compare(name.size() - 3, 3, ".h5") == 0) {
+      found = true;
+      break;
+    }
+  }
+  ::closedir(dir);
+  return found;
+}
+
 // Picks the layout on open: one shared file, or one file per saving rank (saves without
 // collectives). Rank 0 looks and tells the others, so that every rank opens the same way.
 class Hdf5LayoutReader final : public StorageReader {
@@ -148,8 +171,9 @@ class Hdf5LayoutReader final : public StorageReader {
     if (group.rank() == 0) {
       struct stat st {};
       const bool shared = ::stat((directory + "/" + h5::data_file_name).c_str(), &st) == 0;
-      // Neither present: the shared-file reader reports the missing data.h5.
-      rank_files = !shared && ::stat((directory + "/" + h5::rank_file_name(0)).c_str(), &st) == 0 ? 1 : 0;
+      // Neither present: the shared-file reader reports the missing data.h5. Any rank file will
+      // do, so that a missing rank_000000.h5 is reported as such.
+      rank_files = !shared && has_rank_file(directory) ? 1 : 0;
     }
     group.broadcast(&rank_files, sizeof rank_files, 0);
     if (rank_files)
