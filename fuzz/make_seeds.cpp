@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
+#include <limits>
 #include <string>
 #include <variant>
 #include <vector>
@@ -173,14 +174,43 @@ std::vector<std::uint8_t> opener_input(std::uint8_t flags, const std::vector<Byt
 }
 
 // An opener input of the rank-files layout: `files` rank files of a save on `world` ranks.
-std::vector<std::uint8_t> rank_files_input(std::uint8_t flags, int world, int files, bool split) {
+// An opener input of the rank-files layout with one rank file per element of `files`.
+std::vector<std::uint8_t> rank_files_input(std::uint8_t flags, const std::vector<Metadata>& files, bool split) {
   std::vector<Bytes> sections;
-  for (int r = 0; r < files; ++r) {
-    const Metadata md = rank_file_metadata(r, world);
-    sections.push_back(detail::encode_metadata(md));
-    sections.push_back(chunk_index(md, split && r == 0));
+  for (std::size_t r = 0; r < files.size(); ++r) {
+    sections.push_back(detail::encode_metadata(files[r]));
+    sections.push_back(chunk_index(files[r], split && r == 0));
   }
   return opener_input(static_cast<std::uint8_t>(flags | fuzz::rank_files_layout), sections);
+}
+
+// An opener input of the rank-files layout: `files` rank files of a save on `world` ranks.
+std::vector<std::uint8_t> rank_files_input(std::uint8_t flags, int world, int files, bool split) {
+  std::vector<Metadata> metadata;
+  for (int r = 0; r < files; ++r) metadata.push_back(rank_file_metadata(r, world));
+  return rank_files_input(flags, metadata, split);
+}
+
+// Rank files whose rank-local blob sizes add up to more than 2^63 bytes.
+std::vector<Metadata> huge_blobs() {
+  std::vector<Metadata> files;
+  for (int r = 0; r < 2; ++r) {
+    Metadata md = header(2);
+    const std::int64_t size = r == 0 ? std::numeric_limits<std::int64_t>::max() - 8 : 16;
+    md.entries = {blob("rng", Distribution::RankLocal, size)};
+    md.chunks.push_back(chunk(0, r, {0}, {size}));
+    files.push_back(std::move(md));
+  }
+  return files;
+}
+
+// A rank file with an array of 2^64 elements, which int64 cannot count.
+std::vector<Metadata> huge_array() {
+  Metadata md = header(1);
+  const std::int64_t n = std::int64_t{1} << 32;
+  md.entries = {array("huge", DType::UInt8, {n, n})};
+  md.chunks.push_back(chunk(0, 0, {0, 0}, {n, n}));
+  return {md};
 }
 
 void write(const fs::path& path, const void* data, std::size_t size) {
@@ -261,6 +291,8 @@ void opener_seeds(const fs::path& dir) {
   write(dir / "rank_files_missing_file", rank_files_input(rc, 3, 2, false));
   write(dir / "rank_files_skewed", rank_files_input(rc | skew_shapes, 2, 2, false));
   write(dir / "rank_files_no_datasets", rank_files_input(repair_checksums, 2, 2, false));
+  write(dir / "rank_files_blob_sizes_overflow", rank_files_input(rc, huge_blobs(), false));
+  write(dir / "rank_files_volume_overflow", rank_files_input(rc, huge_array(), false));
 }
 
 }  // namespace
