@@ -8,6 +8,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <string>
 #include <vector>
 
 int main(int argc, char** argv) {
@@ -15,8 +16,9 @@ int main(int argc, char** argv) {
   int rank = 0, size = 1;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  if (argc != 2) {
-    if (rank == 0) std::fprintf(stderr, "usage: write_reference_checkpoint DIR\n");
+  const std::string layout = argc == 3 ? argv[2] : "shared";
+  if ((argc != 2 && argc != 3) || (layout != "shared" && layout != "aggregated")) {
+    if (rank == 0) std::fprintf(stderr, "usage: write_reference_checkpoint DIR [shared|aggregated]\n");
     MPI_Finalize();
     return 2;
   }
@@ -70,7 +72,10 @@ int main(int argc, char** argv) {
     state.add_scalar("sim/units", units);
     state.add_bytes("rng", rng, sizeof rng);
     cairn::Checkpointer checkpointer(MPI_COMM_WORLD);
-    checkpointer.save(state, argv[1]);
+    cairn::SaveOptions options;
+    // Aggregated: two part files, so that one of them holds several ranks' chunks.
+    if (layout == "aggregated") options.writer = cairn::make_hdf5_aggregated_writer(2);
+    checkpointer.save(state, argv[1], options);
   } catch (const cairn::Error& e) {
     std::fprintf(stderr, "rank %d: %s\n", rank, e.what());
     status = 1;

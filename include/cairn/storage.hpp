@@ -3,9 +3,11 @@
 
 #include <cairn/planner.hpp>
 
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cairn {
@@ -48,6 +50,10 @@ struct WriteBuffer {
 class StorageWriter {
  public:
   virtual ~StorageWriter() = default;
+  /// Not collective; called on every rank just before open() with this rank's items of the
+  /// finished plan (the items the write buffers describe, or contain when a bounded save splits
+  /// them into pieces). For backends that lay out their files per item; the default ignores them.
+  virtual void set_local_items(const std::vector<WriteItem>& items) { (void)items; }
   /// Collective. Creates the data files in `directory` laid out for `entries` (the global plan).
   virtual void open(const std::string& directory, const std::vector<EntryInfo>& entries, ProcessGroup& group) = 0;
   /// Collective. Writes this rank's buffers.
@@ -82,10 +88,33 @@ class StorageReader {
   virtual void close() noexcept = 0;
 };
 
+/// Tuning of the HDF5 writers (shared file and aggregated). The defaults are what measured best on
+/// Cairn's benchmark (benchmarks/README.md, "Tuning the HDF5 backend"); change them to measure.
+struct Hdf5Options {
+  /// Objects of at least `alignment_threshold` bytes start at a multiple of `alignment` bytes in
+  /// the file (H5Pset_alignment). 0: the file system's preferred I/O size for the checkpoint
+  /// directory (st_blksize: 4 KiB on ext4 and XFS, the stripe size on Lustre); 1: no alignment.
+  std::size_t alignment = 0;
+  std::size_t alignment_threshold = std::size_t{64} << 10;
+  /// Collective data writes (MPI-IO two-phase I/O, the aggregators write); false: every rank
+  /// writes its own hyperslabs independently.
+  bool collective_writes = true;
+  /// HDF5 metadata written collectively and read once then broadcast (H5Pset_coll_metadata_write,
+  /// H5Pset_all_coll_metadata_ops).
+  bool collective_metadata = true;
+  /// Chunked datasets (HDF5 chunks of the first dimension split evenly among the ranks) instead
+  /// of contiguous ones.
+  bool chunked = false;
+  /// MPI-IO hints handed to MPI_File_open through HDF5, such as {"cb_nodes", "2"},
+  /// {"romio_cb_write", "enable"} or {"striping_unit", "1048576"}. Unknown keys are ignored by MPI.
+  std::vector<std::pair<std::string, std::string>> mpi_hints;
+};
+
 /// The default backend: one HDF5 file per checkpoint written through MPI-IO; every array a dataset
 /// with its global shape, readable by h5py and h5dump without Cairn. (With a group that has no MPI
 /// communicator, such as SerialProcessGroup, the file is written with HDF5's POSIX driver.)
 std::unique_ptr<StorageWriter> make_hdf5_writer();
+std::unique_ptr<StorageWriter> make_hdf5_writer(const Hdf5Options& options);
 /// Reads checkpoints of both HDF5 layouts: one shared file, or one file per saving rank.
 std::unique_ptr<StorageReader> make_hdf5_reader();
 
@@ -93,5 +122,34 @@ std::unique_ptr<StorageReader> make_hdf5_reader();
 /// writes its own HDF5 file, "rank_<r>.h5", holding each of its chunks as a dataset and its own
 /// metadata. Its calls are NOT collective: each rank runs open, write, finish on its own.
 std::unique_ptr<StorageWriter> make_hdf5_rank_files_writer();
+
+/// Options of the posix backend (make_posix_writer).
+struct PosixOptions {
+  /// Every piece of data starts at a multiple of this many bytes in its rank file: a power of two,
+  /// at least 512 (the file-system block, or the stripe size on a parallel file system).
+  std::size_t alignment = 4096;
+  /// Write the rank files with O_DIRECT, bypassing the page cache (through an aligned bounce
+  /// buffer). Where the file system refuses O_DIRECT the write goes through the page cache and a
+  /// warning is logged once.
+  bool direct_io = false;
+};
+
+/// The posix backend: one raw file per saving rank ("rank_<r>.dat", each piece at an aligned
+/// offset, written in large requests and fsync'd) plus one metadata file written by rank 0 that
+/// holds the same Metadata as the HDF5 layouts and where each piece lies. The fastest way to disk;
+/// tools that need HDF5 use convert_checkpoint (cairn/convert.hpp). Collective like the HDF5 writer.
+std::unique_ptr<StorageWriter> make_posix_writer(const PosixOptions& options = {});
+/// Reads the posix layout, resharding like the HDF5 readers.
+std::unique_ptr<StorageReader> make_posix_reader();
+
+/// The aggregated HDF5 layout, for many ranks: the ranks are split into `files` groups of
+/// consecutive ranks (0: one group per node, from MPI_COMM_TYPE_SHARED), each group writes its
+/// chunks collectively into its own file "part_<g>.h5", and rank 0 writes "data.h5", whose
+/// virtual datasets present every array whole, with its global shape, to h5py and h5dump.
+std::unique_ptr<StorageWriter> make_hdf5_aggregated_writer(int files = 0, const Hdf5Options& options = {});
+
+/// Reads every layout Cairn writes (HDF5 shared file, HDF5 aggregated, HDF5 rank files, posix),
+/// telling them apart on open. LoadOptions uses it when no reader is given.
+std::unique_ptr<StorageReader> make_reader();
 
 }  // namespace cairn

@@ -201,7 +201,10 @@ struct SaveOperation {
       else if (rank == 0)
         detail::begin_checkpoint(paths, overwrite);
     });
-    step("open", [&] { writer->open(paths.partial_dir, plan->entries, *group); });
+    step("open", [&] {
+      writer->set_local_items(plan->items);
+      writer->open(paths.partial_dir, plan->entries, *group);
+    });
     timings.write_seconds += seconds_since(start);
   }
 

@@ -3,6 +3,7 @@
 
 #include <cairn/dtype.hpp>
 #include <cairn/state.hpp>
+#include <cairn/storage.hpp>
 
 #include <hdf5.h>
 
@@ -87,6 +88,9 @@ bool dtype_of_type(hid_t type, DType& out);
 /// Creates the property list for an MPI-IO file access on `comm` with collective metadata; with
 /// MPI_COMM_NULL (no MPI), one for HDF5's default POSIX driver.
 Handle mpio_file_access(MPI_Comm comm);
+/// The same for a file a writer creates in `directory`, tuned by `options` (alignment, MPI-IO
+/// hints, collective metadata).
+Handle tuned_file_access(MPI_Comm comm, const Hdf5Options& options, const std::string& directory);
 /// Collective (or independent) MPI-IO data transfer properties; defaults when `comm` is MPI_COMM_NULL.
 Handle transfer(bool collective, MPI_Comm comm);
 
@@ -114,4 +118,11 @@ namespace cairn::detail::h5 {
 /// A one-element memory dataspace with nothing selected, for ranks that join a collective
 /// transfer without data (HDF5 1.10 mishandles an H5S_NULL memory space there).
 Handle empty_selection_space();
+}  // namespace cairn::detail::h5
+
+namespace cairn::detail::h5 {
+/// Entries stored as datasets: everything but replicated scalars, which are attributes.
+bool is_dataset(const EntryInfo& e);
+/// Writes a scalar attribute `name` on `target` (int64, float64 or a UTF-8 string h5py reads as str).
+void write_attribute(hid_t target, const std::string& name, const ScalarValue& value);
 }  // namespace cairn::detail::h5

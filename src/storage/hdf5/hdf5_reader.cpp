@@ -4,6 +4,7 @@
 
 #include "core/metadata_codec.hpp"
 #include "storage/common/publish.hpp"
+#include "storage/hdf5/hdf5_aggregated.hpp"
 #include "storage/hdf5/hdf5_handle.hpp"
 #include "storage/hdf5/hdf5_rank_files.hpp"
 
@@ -162,22 +163,44 @@ bool has_rank_file(const std::string& directory) {
   return found;
 }
 
+// True when `path` is the top file of the aggregated layout (it says which part file each rank
+// wrote). Opened with HDF5's POSIX driver by one rank: the MPI-IO open comes later, if at all.
+bool is_aggregated(const std::string& path) {
+  h5::QuietErrors quiet;
+  const hid_t id = H5Fopen(path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+  if (id < 0) {
+    H5Eclear2(H5E_DEFAULT);
+    return false;  // the shared-file reader reports why it cannot be opened
+  }
+  Handle file = h5::file(id);
+  const bool found = H5Lexists(file.get(), "/_cairn", H5P_DEFAULT) > 0 &&
+                     H5Lexists(file.get(), h5::part_of_rank_dataset, H5P_DEFAULT) > 0;
+  H5Eclear2(H5E_DEFAULT);
+  return found;
+}
+
 // Picks the layout on open: one shared file, or one file per saving rank (saves without
 // collectives). Rank 0 looks and tells the others, so that every rank opens the same way.
 class Hdf5LayoutReader final : public StorageReader {
  public:
   void open(const std::string& directory, ProcessGroup& group) override {
-    std::int64_t rank_files = 0;
+    enum : std::int64_t { shared_file, rank_files, aggregated };
+    std::int64_t layout = shared_file;
     if (group.rank() == 0) {
       struct stat st {};
       const bool shared = ::stat((directory + "/" + h5::data_file_name).c_str(), &st) == 0;
       // Neither present: the shared-file reader reports the missing data.h5. Any rank file will
       // do, so that a missing rank_000000.h5 is reported as such.
-      rank_files = !shared && has_rank_file(directory) ? 1 : 0;
+      if (!shared && has_rank_file(directory))
+        layout = rank_files;
+      else if (shared && is_aggregated(directory + "/" + h5::data_file_name))
+        layout = aggregated;
     }
-    group.broadcast(&rank_files, sizeof rank_files, 0);
-    if (rank_files)
+    group.broadcast(&layout, sizeof layout, 0);
+    if (layout == rank_files)
       m_inner = h5::make_hdf5_rank_files_reader();
+    else if (layout == aggregated)
+      m_inner = h5::make_hdf5_aggregated_reader();
     else
       m_inner = std::make_unique<Hdf5Reader>();
     m_inner->open(directory, group);

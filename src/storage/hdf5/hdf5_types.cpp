@@ -3,7 +3,9 @@
 #include "storage/hdf5/hdf5_handle.hpp"
 
 #include <mpi.h>
+#include <sys/stat.h>
 
+#include <variant>
 #include <vector>
 
 namespace cairn::detail::h5 {
@@ -150,6 +152,32 @@ Handle mpio_file_access(MPI_Comm comm) {
   return fapl;
 }
 
+Handle tuned_file_access(MPI_Comm comm, const Hdf5Options& options, const std::string& directory) {
+  Handle fapl = plist(check(H5Pcreate(H5P_FILE_ACCESS), "H5Pcreate(file access)"));
+  hsize_t alignment = options.alignment;
+  if (alignment == 0) {
+    struct stat st {};
+    alignment = ::stat(directory.c_str(), &st) == 0 && st.st_blksize > 0 ? static_cast<hsize_t>(st.st_blksize) : 4096;
+  }
+  if (alignment > 1)
+    check_status(H5Pset_alignment(fapl.get(), static_cast<hsize_t>(options.alignment_threshold), alignment),
+                 "H5Pset_alignment");
+  if (comm == MPI_COMM_NULL) return fapl;
+  MPI_Info info = MPI_INFO_NULL;
+  if (!options.mpi_hints.empty()) {
+    MPI_Info_create(&info);
+    for (const auto& [key, value] : options.mpi_hints) MPI_Info_set(info, key.c_str(), value.c_str());
+  }
+  const herr_t rc = H5Pset_fapl_mpio(fapl.get(), comm, info);  // HDF5 keeps its own copy of the info
+  if (info != MPI_INFO_NULL) MPI_Info_free(&info);
+  check_status(rc, "H5Pset_fapl_mpio");
+  if (options.collective_metadata) {
+    check_status(H5Pset_all_coll_metadata_ops(fapl.get(), true), "H5Pset_all_coll_metadata_ops");
+    check_status(H5Pset_coll_metadata_write(fapl.get(), true), "H5Pset_coll_metadata_write");
+  }
+  return fapl;
+}
+
 Handle transfer(bool collective, MPI_Comm comm) {
   Handle dxpl = plist(check(H5Pcreate(H5P_DATASET_XFER), "H5Pcreate(transfer)"));
   if (comm == MPI_COMM_NULL) return dxpl;  // the POSIX driver rejects MPI-IO transfer modes
@@ -211,4 +239,40 @@ Handle empty_selection_space() {
   check_status(H5Sselect_none(space.get()), "H5Sselect_none");
   return space;
 }
+}  // namespace cairn::detail::h5
+
+namespace cairn::detail::h5 {
+
+// Entries stored as datasets: everything but replicated scalars, which are attributes.
+bool is_dataset(const EntryInfo& e) {
+  return !(e.kind == EntryKind::Scalar && e.distribution == Distribution::Replicated);
+}
+
+void write_attribute(hid_t target, const std::string& name, const ScalarValue& value) {
+  Handle space = dataspace(check(H5Screate(H5S_SCALAR), "H5Screate"));
+  Handle type;
+  const void* data = nullptr;
+  const char* text = nullptr;
+  if (const auto* i = std::get_if<std::int64_t>(&value)) {
+    type = file_type(DType::Int64);
+    data = i;
+  } else if (const auto* d = std::get_if<double>(&value)) {
+    type = file_type(DType::Float64);
+    data = d;
+  } else if (const auto* s = std::get_if<std::string>(&value)) {
+    // Variable-length UTF-8: h5py reads it back as a Python str.
+    type = datatype(check(H5Tcopy(H5T_C_S1), "H5Tcopy"));
+    check_status(H5Tset_size(type.get(), H5T_VARIABLE), "H5Tset_size");
+    check_status(H5Tset_cset(type.get(), H5T_CSET_UTF8), "H5Tset_cset");
+    text = s->c_str();
+    data = &text;
+  } else {
+    throw InternalError("attribute '" + name + "' has no value");
+  }
+  Handle attr =
+      attribute(check(H5Acreate2(target, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                              "cannot create attribute '" + name + "'"));
+  check_status(H5Awrite(attr.get(), type.get(), data), "cannot write attribute '" + name + "'");
+}
+
 }  // namespace cairn::detail::h5

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <exception>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace cairn {
@@ -20,46 +21,39 @@ namespace {
 using detail::h5::Handle;
 namespace h5 = detail::h5;
 
-// Entries stored as datasets: everything but replicated scalars, which are attributes.
-bool is_dataset(const EntryInfo& e) {
-  return !(e.kind == EntryKind::Scalar && e.distribution == Distribution::Replicated);
-}
+using h5::is_dataset;
+using h5::write_attribute;
 
-void write_attribute(hid_t target, const std::string& name, const ScalarValue& value) {
-  Handle space = h5::dataspace(h5::check(H5Screate(H5S_SCALAR), "H5Screate"));
-  Handle type;
-  const void* data = nullptr;
-  const char* text = nullptr;
-  if (const auto* i = std::get_if<std::int64_t>(&value)) {
-    type = h5::file_type(DType::Int64);
-    data = i;
-  } else if (const auto* d = std::get_if<double>(&value)) {
-    type = h5::file_type(DType::Float64);
-    data = d;
-  } else if (const auto* s = std::get_if<std::string>(&value)) {
-    // Variable-length UTF-8: h5py reads it back as a Python str.
-    type = h5::datatype(h5::check(H5Tcopy(H5T_C_S1), "H5Tcopy"));
-    h5::check_status(H5Tset_size(type.get(), H5T_VARIABLE), "H5Tset_size");
-    h5::check_status(H5Tset_cset(type.get(), H5T_CSET_UTF8), "H5Tset_cset");
-    text = s->c_str();
-    data = &text;
-  } else {
-    throw InternalError("attribute '" + name + "' has no value");
+// HDF5 chunk dimensions for `e` under Hdf5Options::chunked: the first dimension split evenly among
+// `ranks`, the others whole, shrunk until a chunk is below HDF5's 4 GiB limit. Empty when the
+// dataset stays contiguous (no dimensions, or an empty one).
+std::vector<hsize_t> chunk_dims(const EntryInfo& e, int ranks) {
+  std::vector<hsize_t> dims(e.global_shape.begin(), e.global_shape.end());
+  if (dims.empty() || std::find(dims.begin(), dims.end(), hsize_t{0}) != dims.end()) return {};
+  dims[0] = (dims[0] + static_cast<hsize_t>(ranks) - 1) / static_cast<hsize_t>(ranks);
+  auto bytes = [&] {
+    hsize_t n = dtype_size(e.dtype);
+    for (hsize_t d : dims) n *= d;
+    return n;
+  };
+  while (bytes() >= (hsize_t{1} << 32) - 1) {
+    const auto largest = std::max_element(dims.begin(), dims.end());
+    if (*largest == 1) return {};
+    *largest = (*largest + 1) / 2;
   }
-  Handle attr =
-      h5::attribute(h5::check(H5Acreate2(target, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
-                              "cannot create attribute '" + name + "'"));
-  h5::check_status(H5Awrite(attr.get(), type.get(), data), "cannot write attribute '" + name + "'");
+  return dims;
 }
 
 class Hdf5Writer final : public StorageWriter {
  public:
+  explicit Hdf5Writer(Hdf5Options options) : m_options(std::move(options)) {}
+
   void open(const std::string& directory, const std::vector<EntryInfo>& entries, ProcessGroup& group) override {
     h5::QuietErrors quiet;
     m_group = &group;
     m_entries = &entries;
     m_path = directory + "/" + h5::data_file_name;
-    Handle fapl = h5::mpio_file_access(group.mpi_comm());
+    Handle fapl = h5::tuned_file_access(group.mpi_comm(), m_options, directory);
     Handle fcpl = h5::plist(h5::check(H5Pcreate(H5P_FILE_CREATE), "H5Pcreate(file create)"));
     m_file = h5::file(h5::check(H5Fcreate(m_path.c_str(), H5F_ACC_EXCL, fcpl.get(), fapl.get()),
                                 "cannot create HDF5 file '" + m_path + "'"));
@@ -74,8 +68,18 @@ class Hdf5Writer final : public StorageWriter {
       Handle space = h5::dataspace(h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
                                              "H5Screate_simple for '" + e.name + "'"));
       Handle type = h5::file_type(e.dtype);
+      Handle chunked_dcpl;
+      if (m_options.chunked) {
+        const std::vector<hsize_t> chunk = chunk_dims(e, group.size());
+        if (!chunk.empty()) {
+          chunked_dcpl = h5::plist(h5::check(H5Pcopy(dcpl.get()), "H5Pcopy"));
+          h5::check_status(H5Pset_chunk(chunked_dcpl.get(), static_cast<int>(chunk.size()), chunk.data()),
+                           "H5Pset_chunk for '" + e.name + "'");
+        }
+      }
+      const hid_t create = chunked_dcpl.valid() ? chunked_dcpl.get() : dcpl.get();
       Handle dset = h5::dataset(h5::check(
-          H5Dcreate2(m_file.get(), e.name.c_str(), type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+          H5Dcreate2(m_file.get(), e.name.c_str(), type.get(), space.get(), H5P_DEFAULT, create, H5P_DEFAULT),
           "cannot create dataset '" + e.name + "' in '" + m_path + "'"));
       note_extent(dset.get());
       if (!dset.close()) throw StorageError("cannot close dataset '" + e.name + "': " + h5::error_stack());
@@ -97,7 +101,7 @@ class Hdf5Writer final : public StorageWriter {
         ++rounds[static_cast<std::size_t>(b.item->entry)];
     }
     m_group->allreduce(rounds.data(), rounds.size(), ReduceOp::Max);
-    Handle dxpl = h5::transfer(true, m_group->mpi_comm());
+    Handle dxpl = h5::transfer(m_options.collective_writes, m_group->mpi_comm());
     Handle none_space = h5::empty_selection_space();
     std::size_t next = 0;  // buffers arrive grouped by entry, in entry order
     for (std::size_t e = 0; e < m_entries->size(); ++e) {
@@ -221,6 +225,7 @@ class Hdf5Writer final : public StorageWriter {
     });
   }
 
+  Hdf5Options m_options;
   long long m_end = 0;
   ProcessGroup* m_group = nullptr;
   const std::vector<EntryInfo>* m_entries = nullptr;
@@ -231,7 +236,11 @@ class Hdf5Writer final : public StorageWriter {
 }  // namespace
 
 std::unique_ptr<StorageWriter> make_hdf5_writer() {
-  return std::make_unique<Hdf5Writer>();
+  return std::make_unique<Hdf5Writer>(Hdf5Options{});
+}
+
+std::unique_ptr<StorageWriter> make_hdf5_writer(const Hdf5Options& options) {
+  return std::make_unique<Hdf5Writer>(options);
 }
 
 }  // namespace cairn
