@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cairn/checkpointer.hpp>
+#include <cairn/convert.hpp>
 #include <cairn/dtype.hpp>
 #include <cairn/error.hpp>
 #include <cairn/future.hpp>

@@ -60,7 +60,7 @@ struct SaveOptions {
 
 /// Options of one load.
 struct LoadOptions {
-  /// The backend to read with; the HDF5 backend when null.
+  /// The backend to read with; when null, make_reader(), which reads every layout Cairn writes.
   std::shared_ptr<StorageReader> reader;
   /// Accept a stored dtype that converts losslessly into the requested one (int32 into int64).
   bool allow_lossless_conversion = true;
@@ -106,7 +106,7 @@ struct VerifyReport {
 
 /// Options of Checkpointer::verify().
 struct VerifyOptions {
-  /// The backend to read with; the HDF5 backend when null.
+  /// The backend to read with; when null, make_reader(), which reads every layout Cairn writes.
   std::shared_ptr<StorageReader> reader;
   /// Memory for reading chunks, per rank.
   std::size_t buffer_bytes = std::size_t{64} << 20;

@@ -661,7 +661,7 @@ VerifyReport Checkpointer::Impl::verify(const std::string& id, const VerifyOptio
         throw UsageError("the verification buffer of " + std::to_string(options.buffer_bytes) +
                          " bytes is below the minimum of " + std::to_string(minimum_read_buffer));
     });
-    std::shared_ptr<StorageReader> reader = options.reader ? options.reader : make_hdf5_reader();
+    std::shared_ptr<StorageReader> reader = options.reader ? options.reader : make_reader();
     try {
       detail::agree_on(g, what + " (open)", [&] { reader->open(paths.final_dir, g); });
       report = detail::verify_all_chunks(*reader, g, options.buffer_bytes, "checkpoint '" + id + "'");
@@ -696,7 +696,7 @@ void Checkpointer::Impl::load_on(ProcessGroup& g, State& state, const std::strin
     detail::fault_point("load-open", rank);
   });
 
-  std::shared_ptr<StorageReader> reader = options.reader ? options.reader : make_hdf5_reader();
+  std::shared_ptr<StorageReader> reader = options.reader ? options.reader : make_reader();
   try {
     detail::agree_on(g, what + " (open)", [&] { reader->open(paths.final_dir, g); });
     const Metadata& md = reader->metadata();

@@ -195,7 +195,7 @@ struct CheckpointManager::Impl {
       std::string why;
       detail::CheckpointerAccess::run_on_worker(*checkpointer, [&] {
         SerialProcessGroup alone;
-        std::unique_ptr<StorageReader> reader = make_hdf5_reader();
+        std::unique_ptr<StorageReader> reader = make_reader();
         try {
           reader->open(id, alone);
         } catch (const Error& e) {
