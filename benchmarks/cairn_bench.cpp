@@ -65,15 +65,13 @@ double array_value(int a, std::int64_t global_index) {
 double replicated_value(std::int64_t i) {
   return std::ldexp(9.0, 44) + static_cast<double>(i);
 }
-double baseline_value(std::int64_t global_index) {
-  return std::ldexp(7.0, 44) + static_cast<double>(global_index);
-}
 
 // ---------------------------------------------------------------------------------------------
 // Command line
 
 struct Options {
-  std::string op = "all";  // save, load, async or all
+  std::string op = "all";  // save, load, reshard, tune, async or all
+  std::string backends = "hdf5,hdf5-agg,posix";
   std::int64_t mib_per_rank = 64;
   int runs = 5;
   std::int64_t budget_mib = 64;  // async: the staging budget of StagingMode::Bounded
@@ -83,9 +81,11 @@ struct Options {
 };
 
 const char* usage_text =
-    "usage: mpirun -np P cairn_bench [--op save|load|async|all] [--mib-per-rank N] [--runs R] [--budget-mib B]\n"
-    "                                 --dir DIR [--json]\n"
-    "  --op            save, load, async, or all (save, load, then async); default all\n"
+    "usage: mpirun -np P cairn_bench [--op save|load|reshard|tune|async|all] [--backends LIST] [--mib-per-rank N]\n"
+    "                                 [--runs R] [--budget-mib B] --dir DIR [--json]\n"
+    "  --op            save, load, reshard (saved on P ranks, loaded on P-1), tune (the HDF5 options),\n"
+    "                  async, or all (save, load, reshard, then async); default all\n"
+    "  --backends      comma-separated Cairn backends: hdf5, hdf5-agg, posix; default all three\n"
     "  --mib-per-rank  MiB of state per rank (integer >= 1); default 64\n"
     "  --runs          runs per method; each figure is the median; default 5\n"
     "  --budget-mib    async: staging budget of the bounded mode, MiB (integer >= 2); default 64\n"
@@ -100,6 +100,19 @@ bool parse_int(const std::string& text, std::int64_t& out) {
   if (errno != 0 || end == nullptr || *end != '\0') return false;
   out = value;
   return true;
+}
+
+std::vector<std::string> split_list(const std::string& text) {
+  std::vector<std::string> out;
+  std::size_t start = 0;
+  while (start <= text.size()) {
+    const std::size_t comma = text.find(',', start);
+    const std::size_t end = comma == std::string::npos ? text.size() : comma;
+    if (end > start) out.push_back(text.substr(start, end - start));
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
 }
 
 // Returns an empty string on success, otherwise what is wrong.
@@ -128,9 +141,16 @@ std::string parse_args(int argc, char** argv, Options& options) {
       options.json = true;
     } else if (arg == "--op") {
       if (!next_value()) return "--op needs a value";
-      if (value != "save" && value != "load" && value != "async" && value != "all")
-        return "--op must be save, load, async or all, not '" + value + "'";
+      if (value != "save" && value != "load" && value != "reshard" && value != "tune" && value != "async" &&
+          value != "all")
+        return "--op must be save, load, reshard, tune, async or all, not '" + value + "'";
       options.op = value;
+    } else if (arg == "--backends") {
+      if (!next_value() || value.empty()) return "--backends needs a list";
+      for (const std::string& name : split_list(value))
+        if (name != "hdf5" && name != "hdf5-agg" && name != "posix")
+          return "--backends takes hdf5, hdf5-agg and posix, not '" + name + "'";
+      options.backends = value;
     } else if (arg == "--mib-per-rank") {
       std::int64_t n = 0;
       if (!next_value() || !parse_int(value, n) || n < 1 || n > (std::int64_t{1} << 20))
@@ -246,34 +266,28 @@ void remove_path(const std::string& path, const std::string& settle_dir) {
   MPI_Barrier(MPI_COMM_WORLD);
 }
 
-// Writes `bytes` bytes to a new file with pwrite in large pieces, then fsync.
-void posix_write_file(const std::string& path, const void* data, std::size_t bytes) {
-  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
-  if (fd.get() < 0) fail_errno("cannot create", path);
+// pwrite of `bytes` bytes at `offset`, in large pieces.
+void pwrite_all(int fd, const std::string& path, const void* data, std::size_t bytes, off_t offset) {
   const auto* p = static_cast<const char*>(data);
   std::size_t done = 0;
   while (done < bytes) {
     const std::size_t n = std::min(io_piece, bytes - done);
-    const ssize_t written = ::pwrite(fd.get(), p + done, n, static_cast<off_t>(done));
+    const ssize_t written = ::pwrite(fd, p + done, n, offset + static_cast<off_t>(done));
     if (written < 0) {
       if (errno == EINTR) continue;
       fail_errno("pwrite failed on", path);
     }
     done += static_cast<std::size_t>(written);
   }
-  if (::fsync(fd.get()) != 0) fail_errno("fsync failed on", path);
-  fd.close(path);
 }
 
-// Reads exactly `bytes` bytes of `path` with pread in large pieces.
-void posix_read_file(const std::string& path, void* data, std::size_t bytes) {
-  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-  if (fd.get() < 0) fail_errno("cannot open", path);
+// pread of exactly `bytes` bytes at `offset`, in large pieces.
+void pread_all(int fd, const std::string& path, void* data, std::size_t bytes, off_t offset) {
   auto* p = static_cast<char*>(data);
   std::size_t done = 0;
   while (done < bytes) {
     const std::size_t n = std::min(io_piece, bytes - done);
-    const ssize_t got = ::pread(fd.get(), p + done, n, static_cast<off_t>(done));
+    const ssize_t got = ::pread(fd, p + done, n, offset + static_cast<off_t>(done));
     if (got < 0) {
       if (errno == EINTR) continue;
       fail_errno("pread failed on", path);
@@ -281,7 +295,6 @@ void posix_read_file(const std::string& path, void* data, std::size_t bytes) {
     if (got == 0) throw std::runtime_error("'" + path + "' is shorter than expected");
     done += static_cast<std::size_t>(got);
   }
-  fd.close(path);
 }
 
 // Best effort: fsync `path`, ask the kernel to drop its pages from the page cache, and return the
@@ -355,13 +368,14 @@ void h5_check(herr_t rc, const char* what) {
   if (rc < 0) throw std::runtime_error(std::string("HDF5 baseline: ") + what + " failed");
 }
 
-constexpr const char* hdf5_dataset_name = "data";
-
-// This rank's part of the baseline's global 1-D float64 dataset.
-struct Slab {
-  std::int64_t offset = 0;  // elements
-  std::int64_t count = 0;
-  std::int64_t total = 0;
+// The baselines write and read exactly the bytes Cairn does, from and into the same buffers: the
+// four arrays of this rank, and on rank 0 the replicated array and the step.
+struct Baseline {
+  std::vector<const double*> arrays;  // this rank's slab of each array
+  std::vector<double*> targets;       // where loads go
+  std::int64_t local_elems = 0;       // per array
+  const double* extra = nullptr;      // rank 0: replicated array + step, extra_elems doubles
+  double* extra_target = nullptr;
 };
 
 H5Id mpio_access() {
@@ -376,56 +390,104 @@ H5Id collective_transfer() {
   return dxpl;
 }
 
-// Collective: writes `data` (slab.count doubles) as this rank's hyperslab of a new file; durable
-// on return (flush, close, then rank 0 fsyncs the file).
-void hdf5_write(const std::string& path, const Slab& slab, const double* data) {
+// Collective: selects this rank's slab of a global 1-D dataset (nothing when count is 0).
+void select_slab(hid_t space, std::int64_t offset, std::int64_t count) {
+  const hsize_t start = static_cast<hsize_t>(offset);
+  const hsize_t n = static_cast<hsize_t>(count);
+  if (count == 0)
+    h5_check(H5Sselect_none(space), "H5Sselect_none");
+  else
+    h5_check(H5Sselect_hyperslab(space, H5S_SELECT_SET, &start, nullptr, &n, nullptr), "H5Sselect_hyperslab");
+}
+
+// What a user would write by hand with parallel HDF5: one global 1-D float64 dataset per array
+// (contiguous, allocated early, never filled, as Cairn's), one collective hyperslab write per
+// dataset, flush and close; then rank 0 fsyncs the file, because Cairn's save is durable too.
+void hdf5_write(const std::string& path, const Baseline& b) {
+  const int rank = world_rank(), size = world_size();
   {
     H5Id fapl = mpio_access();
     H5Id file(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get()), H5Fclose, "H5Fcreate");
-    const auto total = static_cast<hsize_t>(slab.total);
-    H5Id file_space(H5Screate_simple(1, &total, nullptr), H5Sclose, "H5Screate_simple");
-    // As Cairn does: contiguous, allocated at creation, never filled (every byte is written once).
     H5Id dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose, "H5Pcreate(dataset create)");
     h5_check(H5Pset_alloc_time(dcpl.get(), H5D_ALLOC_TIME_EARLY), "H5Pset_alloc_time");
     h5_check(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), "H5Pset_fill_time");
-    H5Id dset(H5Dcreate2(file.get(), hdf5_dataset_name, H5T_IEEE_F64LE, file_space.get(), H5P_DEFAULT, dcpl.get(),
-                         H5P_DEFAULT),
-              H5Dclose, "H5Dcreate2");
-    const hsize_t start = static_cast<hsize_t>(slab.offset);
-    const hsize_t count = static_cast<hsize_t>(slab.count);
-    h5_check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &start, nullptr, &count, nullptr),
-             "H5Sselect_hyperslab");
-    H5Id mem_space(H5Screate_simple(1, &count, nullptr), H5Sclose, "H5Screate_simple");
     H5Id dxpl = collective_transfer();
-    h5_check(H5Dwrite(dset.get(), H5T_NATIVE_DOUBLE, mem_space.get(), file_space.get(), dxpl.get(), data), "H5Dwrite");
-    dset.close("the dataset");
+    for (std::size_t a = 0; a <= b.arrays.size(); ++a) {
+      const bool extra = a == b.arrays.size();
+      const hsize_t total = extra ? extra_elems : static_cast<hsize_t>(b.local_elems * size);
+      const std::int64_t count = extra ? (rank == 0 ? extra_elems : 0) : b.local_elems;
+      const std::int64_t offset = extra ? 0 : rank * b.local_elems;
+      H5Id space(H5Screate_simple(1, &total, nullptr), H5Sclose, "H5Screate_simple");
+      const std::string name = "array" + std::to_string(a);
+      H5Id dset(H5Dcreate2(file.get(), name.c_str(), H5T_IEEE_F64LE, space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
+                H5Dclose, "H5Dcreate2");
+      select_slab(space.get(), offset, count);
+      const hsize_t n = static_cast<hsize_t>(std::max<std::int64_t>(count, 1));
+      H5Id mem(H5Screate_simple(1, &n, nullptr), H5Sclose, "H5Screate_simple");
+      if (count == 0) h5_check(H5Sselect_none(mem.get()), "H5Sselect_none");
+      const double* data = extra ? b.extra : b.arrays[a];
+      h5_check(H5Dwrite(dset.get(), H5T_NATIVE_DOUBLE, mem.get(), space.get(), dxpl.get(), data), "H5Dwrite");
+    }
     h5_check(H5Fflush(file.get(), H5F_SCOPE_GLOBAL), "H5Fflush");
     file.close("the file");
   }
-  if (world_rank() == 0) fsync_path(path);
+  if (rank == 0) fsync_path(path);
 }
 
-// Collective: reads this rank's hyperslab of the file hdf5_write made.
-void hdf5_read(const std::string& path, const Slab& slab, double* data) {
+// Collective: reads back this rank's slabs of the file hdf5_write made (collective reads).
+void hdf5_read(const std::string& path, const Baseline& b) {
+  const int rank = world_rank();
   H5Id fapl = mpio_access();
   H5Id file(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()), H5Fclose, "H5Fopen");
-  H5Id dset(H5Dopen2(file.get(), hdf5_dataset_name, H5P_DEFAULT), H5Dclose, "H5Dopen2");
-  H5Id file_space(H5Dget_space(dset.get()), H5Sclose, "H5Dget_space");
-  const hsize_t start = static_cast<hsize_t>(slab.offset);
-  const hsize_t count = static_cast<hsize_t>(slab.count);
-  h5_check(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &start, nullptr, &count, nullptr),
-           "H5Sselect_hyperslab");
-  H5Id mem_space(H5Screate_simple(1, &count, nullptr), H5Sclose, "H5Screate_simple");
   H5Id dxpl = collective_transfer();
-  h5_check(H5Dread(dset.get(), H5T_NATIVE_DOUBLE, mem_space.get(), file_space.get(), dxpl.get(), data), "H5Dread");
-  dset.close("the dataset");
-  file.close("the file");
+  for (std::size_t a = 0; a <= b.targets.size(); ++a) {
+    const bool extra = a == b.targets.size();
+    const std::int64_t count = extra ? (rank == 0 ? extra_elems : 0) : b.local_elems;
+    const std::int64_t offset = extra ? 0 : rank * b.local_elems;
+    const std::string name = "array" + std::to_string(a);
+    H5Id dset(H5Dopen2(file.get(), name.c_str(), H5P_DEFAULT), H5Dclose, "H5Dopen2");
+    H5Id space(H5Dget_space(dset.get()), H5Sclose, "H5Dget_space");
+    select_slab(space.get(), offset, count);
+    const hsize_t n = static_cast<hsize_t>(std::max<std::int64_t>(count, 1));
+    H5Id mem(H5Screate_simple(1, &n, nullptr), H5Sclose, "H5Screate_simple");
+    if (count == 0) h5_check(H5Sselect_none(mem.get()), "H5Sselect_none");
+    double* data = extra ? b.extra_target : b.targets[a];
+    h5_check(H5Dread(dset.get(), H5T_NATIVE_DOUBLE, mem.get(), space.get(), dxpl.get(), data), "H5Dread");
+  }
+}
+
+// Raw POSIX, one file per rank: every array (and rank 0's extras) with pwrite in large pieces, fsync.
+void posix_write(const std::string& path, const Baseline& b) {
+  Fd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644));
+  if (fd.get() < 0) fail_errno("cannot create", path);
+  off_t at = 0;
+  const auto bytes = static_cast<std::size_t>(b.local_elems) * sizeof(double);
+  for (const double* a : b.arrays) {
+    pwrite_all(fd.get(), path, a, bytes, at);
+    at += static_cast<off_t>(bytes);
+  }
+  if (world_rank() == 0) pwrite_all(fd.get(), path, b.extra, extra_elems * sizeof(double), at);
+  if (::fsync(fd.get()) != 0) fail_errno("fsync failed on", path);
+  fd.close(path);
+}
+
+void posix_read(const std::string& path, const Baseline& b) {
+  Fd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+  if (fd.get() < 0) fail_errno("cannot open", path);
+  off_t at = 0;
+  const auto bytes = static_cast<std::size_t>(b.local_elems) * sizeof(double);
+  for (double* a : b.targets) {
+    pread_all(fd.get(), path, a, bytes, at);
+    at += static_cast<off_t>(bytes);
+  }
+  if (world_rank() == 0) pread_all(fd.get(), path, b.extra_target, extra_elems * sizeof(double), at);
+  fd.close(path);
 }
 
 // ---------------------------------------------------------------------------------------------
 // The benchmark
 
-// Collective: the slowest rank's wall time of `body`, started together after a barrier.
+// Collective over `comm`: the slowest rank's wall time of `body`, started together after a barrier.
 double timed(const std::function<void()>& body) {
   MPI_Barrier(MPI_COMM_WORLD);
   const double start = MPI_Wtime();
@@ -450,11 +512,142 @@ std::vector<std::int64_t> sample_positions(std::int64_t n) {
   return out;
 }
 
+// One measured method: its run times, and for loads the page-cache residue after the drop.
+struct Series {
+  std::string name;
+  std::vector<double> seconds;
+  double resident = 0.0;
+};
+
+// One op's series: Cairn's backends first, then the baselines. For reshard, `reference` names
+// the same-layout load each resharded load is compared with.
 struct Result {
   std::string op;
-  std::vector<double> cairn_s, posix_s, hdf5_s;
-  double resident_cairn = 0.0, resident_posix = 0.0, resident_hdf5 = 0.0;  // load only
+  std::vector<Series> series;
   bool verified = true;
+  int load_ranks = 0;  // reshard: the ranks that loaded
+  Series* find(const std::string& name) {
+    for (Series& s : series)
+      if (s.name == name) return &s;
+    return nullptr;
+  }
+  const Series* find(const std::string& name) const { return const_cast<Result*>(this)->find(name); }
+};
+
+// A Cairn backend as the benchmark saves with it.
+struct Backend {
+  std::string name;
+  std::function<std::shared_ptr<cairn::StorageWriter>()> writer;
+};
+
+std::vector<Backend> backends_named(const std::vector<std::string>& names) {
+  std::vector<Backend> out;
+  for (const std::string& n : names) {
+    if (n == "hdf5")
+      out.push_back({n, [] { return std::shared_ptr<cairn::StorageWriter>(cairn::make_hdf5_writer()); }});
+    else if (n == "hdf5-agg")
+      out.push_back({n, [] { return std::shared_ptr<cairn::StorageWriter>(cairn::make_hdf5_aggregated_writer()); }});
+    else if (n == "posix")
+      out.push_back({n, [] { return std::shared_ptr<cairn::StorageWriter>(cairn::make_posix_writer()); }});
+  }
+  return out;
+}
+
+// The HDF5 tuning variants of --op tune, each against the default.
+std::vector<Backend> tuning_variants() {
+  auto with = [](std::string name, std::function<void(cairn::Hdf5Options&)> change) {
+    return Backend{std::move(name), [change] {
+                     cairn::Hdf5Options o;
+                     change(o);
+                     return std::shared_ptr<cairn::StorageWriter>(cairn::make_hdf5_writer(o));
+                   }};
+  };
+  return {with("default", [](cairn::Hdf5Options&) {}),
+          with("no-align", [](cairn::Hdf5Options& o) { o.alignment = 1; }),
+          with("align-1MiB", [](cairn::Hdf5Options& o) { o.alignment = std::size_t{1} << 20; }),
+          with("independent", [](cairn::Hdf5Options& o) { o.collective_writes = false; }),
+          with("indep-meta", [](cairn::Hdf5Options& o) { o.collective_metadata = false; }),
+          with("chunked", [](cairn::Hdf5Options& o) { o.chunked = true; }),
+          with("cb-1-aggr", [](cairn::Hdf5Options& o) { o.mpi_hints = {{"cb_nodes", "1"}}; }),
+          with("cb-16MiB", [](cairn::Hdf5Options& o) { o.mpi_hints = {{"cb_buffer_size", "16777216"}}; })};
+}
+
+
+// Rows of the first dimension that part `q` of `parts` holds of `total` rows (even split).
+std::pair<std::int64_t, std::int64_t> row_range(std::int64_t total, int parts, int q) {
+  const std::int64_t begin = total * q / parts;
+  return {begin, total * (q + 1) / parts - begin};
+}
+
+// Buffers for one rank's share of the four arrays (in `chunks` row ranges), the replicated array
+// and the step, described as a State.
+struct Holder {
+  std::vector<std::pair<std::int64_t, std::int64_t>> rows;  // (first row, rows) per chunk
+  std::vector<std::vector<std::vector<double>>> data;        // [array][chunk]
+  std::vector<double> replicated;
+  std::int64_t step = 0;
+  cairn::State state;
+
+  Holder(std::int64_t global_rows, std::vector<std::pair<std::int64_t, std::int64_t>> chunk_rows)
+      : rows(std::move(chunk_rows)), data(n_arrays), replicated(static_cast<std::size_t>(replicated_elems)) {
+    for (int a = 0; a < n_arrays; ++a) {
+      cairn::ArrayEntry& entry =
+          state.add_array("fields/array" + std::to_string(a), cairn::DType::Float64, {global_rows, inner_dim, inner_dim});
+      for (const auto& [first, n] : rows) {
+        data[static_cast<std::size_t>(a)].emplace_back(static_cast<std::size_t>(n * row_elems));
+        entry.add_chunk({first, 0, 0}, {n, inner_dim, inner_dim}, data[static_cast<std::size_t>(a)].back().data());
+      }
+    }
+    state.add_replicated_array<double>("grid/replicated", {replicated_elems}, replicated.data());
+    state.add_scalar("step", step);
+  }
+
+  void fill() {
+    for (int a = 0; a < n_arrays; ++a)
+      for (std::size_t c = 0; c < rows.size(); ++c) {
+        double* p = data[static_cast<std::size_t>(a)][c].data();
+        const std::int64_t first = rows[c].first * row_elems;
+        for (std::int64_t i = 0; i < rows[c].second * row_elems; ++i) p[i] = array_value(a, first + i);
+      }
+    for (std::int64_t i = 0; i < replicated_elems; ++i) replicated[static_cast<std::size_t>(i)] = replicated_value(i);
+    step = step_value;
+  }
+
+  void poison() {
+    for (auto& chunks : data)
+      for (auto& chunk : chunks)
+        for (std::int64_t at : sample_positions(static_cast<std::int64_t>(chunk.size())))
+          chunk[static_cast<std::size_t>(at)] = -1.0;
+    std::fill(replicated.begin(), replicated.end(), -1.0);
+    step = -1;
+  }
+
+  // Sampled values of every chunk, the whole replicated array and the step; false (with a
+  // message) on the first difference.
+  bool check(const char* what, int run, bool with_extras) const {
+    for (int a = 0; a < n_arrays; ++a)
+      for (std::size_t c = 0; c < rows.size(); ++c) {
+        const auto& chunk = data[static_cast<std::size_t>(a)][c];
+        const std::int64_t first = rows[c].first * row_elems;
+        for (std::int64_t at : sample_positions(static_cast<std::int64_t>(chunk.size())))
+          if (chunk[static_cast<std::size_t>(at)] != array_value(a, first + at))
+            return mismatch(what, run, "fields/array" + std::to_string(a) + " element " + std::to_string(first + at),
+                            chunk[static_cast<std::size_t>(at)], array_value(a, first + at));
+      }
+    if (!with_extras) return true;
+    for (std::int64_t i = 0; i < replicated_elems; ++i)
+      if (replicated[static_cast<std::size_t>(i)] != replicated_value(i))
+        return mismatch(what, run, "grid/replicated element " + std::to_string(i),
+                        replicated[static_cast<std::size_t>(i)], replicated_value(i));
+    if (step != step_value) return mismatch(what, run, "step", static_cast<double>(step), step_value);
+    return true;
+  }
+
+  static bool mismatch(const char* what, int run, const std::string& where, double got, double want) {
+    std::fprintf(stderr, "cairn_bench: rank %d, %s run %d: %s holds %.17g, expected %.17g\n", world_rank(), what, run,
+                 where.c_str(), got, want);
+    return false;
+  }
 };
 
 class Bench {
@@ -465,142 +658,181 @@ class Bench {
         m_rank(world_rank()),
         m_size(world_size()),
         m_rows(options.mib_per_rank * mib / (n_arrays * row_bytes)),
-        m_local_elems(m_rows * row_elems),
-        m_checkpointer(MPI_COMM_WORLD) {
-    // The baseline's global 1-D dataset: N MiB per rank, rank 0 first with the extras.
-    const std::int64_t per_rank = options.mib_per_rank * mib / static_cast<std::int64_t>(sizeof(double));
-    m_slab.count = per_rank + (m_rank == 0 ? extra_elems : 0);
-    m_slab.offset = m_rank * per_rank + (m_rank > 0 ? extra_elems : 0);
-    m_slab.total = m_size * per_rank + extra_elems;
+        m_source(m_size * m_rows, {{m_rank * m_rows, m_rows}}),
+        m_backends(backends_named(split_list(options.backends))) {
+    m_source.fill();
+    m_extra.assign(m_source.replicated.begin(), m_source.replicated.end());
+    m_extra.push_back(static_cast<double>(step_value));
   }
 
   // Total bytes every method moves: N MiB per rank plus the replicated array and the step, once.
-  std::int64_t total_bytes() const { return m_slab.total * static_cast<std::int64_t>(sizeof(double)); }
+  std::int64_t total_bytes() const {
+    return m_size * m_rows * n_arrays * row_bytes + extra_elems * static_cast<std::int64_t>(sizeof(double));
+  }
 
-  Result save() {
-    fill_source();
-    Result result{"save", {}, {}, {}, 0.0, 0.0, 0.0, true};
-    const auto bytes = static_cast<std::size_t>(m_slab.count) * sizeof(double);
-    std::string previous_cairn, previous_posix, previous_hdf5;
+  // Saves with every backend (or --op tune: every HDF5 variant), alternating with the baselines.
+  Result save(bool tune) {
+    Result result{tune ? "tune" : "save", {}, true, 0};
+    const std::vector<Backend> methods = tune ? tuning_variants() : m_backends;
+    for (const Backend& b : methods) result.series.push_back({b.name, {}, 0.0});
+    result.series.push_back({"posix-raw", {}, 0.0});
+    result.series.push_back({"hdf5-hand", {}, 0.0});
+    const Baseline base = baseline(m_source);
+    std::vector<std::string> previous(result.series.size());
     for (int i = 0; i < m_options.runs; ++i) {
       const std::string n = std::to_string(i);
-      const std::string cairn_path = m_work + "/cairn_run" + n;
-      result.cairn_s.push_back(timed([&] { m_checkpointer.save(m_source, cairn_path); }));
-      if (!previous_cairn.empty()) remove_path(previous_cairn, m_work);
-      previous_cairn = cairn_path;
-
-      const std::string posix_dir = m_work + "/posix_run" + n;
-      result.posix_s.push_back(timed([&] {
-        if (m_rank == 0 && ::mkdir(posix_dir.c_str(), 0755) != 0) fail_errno("cannot create directory", posix_dir);
-        MPI_Barrier(MPI_COMM_WORLD);
-        posix_write_file(rank_file(posix_dir), m_baseline.data(), bytes);
-      }));
-      if (!previous_posix.empty()) remove_path(previous_posix, m_work);
-      previous_posix = posix_dir;
-
-      const std::string hdf5_path = m_work + "/hdf5_run" + n + ".h5";
-      result.hdf5_s.push_back(timed([&] { hdf5_write(hdf5_path, m_slab, m_baseline.data()); }));
-      if (!previous_hdf5.empty()) remove_path(previous_hdf5, m_work);
-      previous_hdf5 = hdf5_path;
+      for (std::size_t m = 0; m < result.series.size(); ++m) {
+        Series& s = result.series[m];
+        const std::string path = m_work + "/" + s.name + "_run" + n;
+        if (m < methods.size()) {
+          cairn::SaveOptions save_options;
+          save_options.writer = methods[m].writer();
+          s.seconds.push_back(timed([&] { m_checkpointer.save(m_source.state, path, save_options); }));
+        } else if (s.name == "posix-raw") {
+          s.seconds.push_back(timed([&] {
+            if (m_rank == 0 && ::mkdir(path.c_str(), 0755) != 0) fail_errno("cannot create directory", path);
+            MPI_Barrier(MPI_COMM_WORLD);
+            posix_write(rank_file(path), base);
+          }));
+        } else {
+          s.seconds.push_back(timed([&] { hdf5_write(path, base); }));
+        }
+        if (!previous[m].empty()) remove_path(previous[m], m_work);
+        previous[m] = path;
+      }
     }
-    remove_path(previous_cairn, m_work);
-    remove_path(previous_posix, m_work);
-    remove_path(previous_hdf5, m_work);
+    for (const std::string& p : previous) remove_path(p, m_work);
     return result;
   }
 
-  // Two results from the same runs: the default load (every byte checked against its chunk's
-  // checksum) and one with LoadOptions::verify_checksums off, beside the same baselines.
-  std::vector<Result> load() {
-    fill_source();
-    Result result{"load", {}, {}, {}, 0.0, 0.0, 0.0, true};
-    Result unchecked{"load-nocheck", {}, {}, {}, 0.0, 0.0, 0.0, true};
-    cairn::LoadOptions no_check;
-    no_check.verify_checksums = false;
-    const auto bytes = static_cast<std::size_t>(m_slab.count) * sizeof(double);
-    // Written once, untimed; then each is read --runs times.
-    const std::string cairn_path = m_work + "/cairn_load";
-    const std::string posix_dir = m_work + "/posix_load";
-    const std::string hdf5_path = m_work + "/hdf5_load.h5";
-    m_checkpointer.save(m_source, cairn_path);
+  // Loads with every backend (checked, as by default, and without checksums) and the baselines,
+  // all into the same kind of buffers, dropped from the page cache before every read.
+  Result load() {
+    Result result{"load", {}, true, 0};
+    Holder target(m_size * m_rows, {{m_rank * m_rows, m_rows}});
+    const Baseline base = baseline(target);
+    std::vector<std::string> paths;
+    for (const Backend& b : m_backends) {
+      result.series.push_back({b.name, {}, 0.0});
+      result.series.push_back({b.name + "-nocheck", {}, 0.0});
+      paths.push_back(m_work + "/load_" + b.name);
+      cairn::SaveOptions save_options;
+      save_options.writer = b.writer();
+      m_checkpointer.save(m_source.state, paths.back(), save_options);
+    }
+    const std::string posix_dir = m_work + "/load_posix_raw";
+    const std::string hdf5_path = m_work + "/load_hdf5_hand.h5";
     if (m_rank == 0 && ::mkdir(posix_dir.c_str(), 0755) != 0) fail_errno("cannot create directory", posix_dir);
     MPI_Barrier(MPI_COMM_WORLD);
-    posix_write_file(rank_file(posix_dir), m_baseline.data(), bytes);
-    hdf5_write(hdf5_path, m_slab, m_baseline.data());
+    posix_write(rank_file(posix_dir), baseline(m_source));
+    hdf5_write(hdf5_path, baseline(m_source));
+    result.series.push_back({"posix-raw", {}, 0.0});
+    result.series.push_back({"hdf5-hand", {}, 0.0});
 
-    // Destination: a separate state of zeroed buffers of the same structure.
-    std::vector<std::vector<double>> arrays(n_arrays, std::vector<double>(static_cast<std::size_t>(m_local_elems)));
-    std::vector<double> replicated(static_cast<std::size_t>(replicated_elems));
-    std::int64_t step = 0;
-    cairn::State target;
-    describe(target, arrays, replicated, step);
-    std::vector<double> baseline_in(m_baseline.size());
-
+    cairn::LoadOptions no_check;
+    no_check.verify_checksums = false;
     bool ok = true;
     for (int i = 0; i < m_options.runs; ++i) {
-      poison(arrays, replicated, step);
-      result.resident_cairn = std::max(result.resident_cairn, drop_all(cairn_path));
-      result.cairn_s.push_back(timed([&] { m_checkpointer.load(target, cairn_path); }));
-      ok = check_state(arrays, replicated, step, i) && ok;
-
-      poison(arrays, replicated, step);
-      unchecked.resident_cairn = std::max(unchecked.resident_cairn, drop_all(cairn_path));
-      unchecked.cairn_s.push_back(timed([&] { m_checkpointer.load(target, cairn_path, no_check); }));
-      ok = check_state(arrays, replicated, step, i) && ok;
-
-      poison_baseline(baseline_in);
-      result.resident_posix = std::max(result.resident_posix, drop_all(rank_file(posix_dir)));
-      result.posix_s.push_back(timed([&] { posix_read_file(rank_file(posix_dir), baseline_in.data(), bytes); }));
-      ok = check_baseline(baseline_in, "posix", i) && ok;
-
-      poison_baseline(baseline_in);
-      result.resident_hdf5 = std::max(result.resident_hdf5, drop_all(hdf5_path));
-      result.hdf5_s.push_back(timed([&] { hdf5_read(hdf5_path, m_slab, baseline_in.data()); }));
-      ok = check_baseline(baseline_in, "hdf5", i) && ok;
+      for (std::size_t b = 0; b < m_backends.size(); ++b) {
+        for (int checked = 1; checked >= 0; --checked) {
+          Series& s = result.series[2 * b + (checked ? 0 : 1)];
+          target.poison();
+          s.resident = std::max(s.resident, drop_all(paths[b]));
+          s.seconds.push_back(timed([&] {
+            if (checked)
+              m_checkpointer.load(target.state, paths[b]);
+            else
+              m_checkpointer.load(target.state, paths[b], no_check);
+          }));
+          ok = target.check(s.name.c_str(), i, true) && ok;
+        }
+      }
+      Series& raw = *result.find("posix-raw");
+      target.poison();
+      raw.resident = std::max(raw.resident, drop_all(rank_file(posix_dir)));
+      raw.seconds.push_back(timed([&] { posix_read(rank_file(posix_dir), base); }));
+      ok = target.check("posix-raw", i, false) && ok;
+      Series& hand = *result.find("hdf5-hand");
+      target.poison();
+      hand.resident = std::max(hand.resident, drop_all(hdf5_path));
+      hand.seconds.push_back(timed([&] { hdf5_read(hdf5_path, base); }));
+      ok = target.check("hdf5-hand", i, false) && ok;
     }
     result.verified = all_ranks(ok);
-    remove_path(cairn_path, m_work);
+    for (const std::string& p : paths) remove_path(p, m_work);
     remove_path(posix_dir, m_work);
     remove_path(hdf5_path, m_work);
-    unchecked.posix_s = result.posix_s;
-    unchecked.hdf5_s = result.hdf5_s;
-    unchecked.resident_posix = result.resident_posix;
-    unchecked.resident_hdf5 = result.resident_hdf5;
-    unchecked.verified = result.verified;
-    return {result, unchecked};
+    return result;
+  }
+
+  // Saved on every rank, loaded on fewer (P-1; at one rank, into three uneven chunks), beside the
+  // same-layout load of the same checkpoint, alternating.
+  Result reshard() {
+    const int load_ranks = m_size > 1 ? m_size - 1 : 1;
+    Result result{"reshard", {}, true, load_ranks};
+    const std::int64_t global_rows = m_size * m_rows;
+    std::vector<std::pair<std::int64_t, std::int64_t>> mine;
+    if (m_size == 1) {
+      mine = {{0, global_rows / 3}, {global_rows / 3, global_rows / 3 + 1}};
+      mine.push_back({mine[1].first + mine[1].second, global_rows - (mine[1].first + mine[1].second)});
+    } else if (m_rank < load_ranks) {
+      mine = {row_range(global_rows, load_ranks, m_rank)};
+    }
+    MPI_Comm load_comm = MPI_COMM_NULL;
+    MPI_Comm_split(MPI_COMM_WORLD, m_rank < load_ranks ? 0 : MPI_UNDEFINED, m_rank, &load_comm);
+    std::vector<std::string> paths;
+    {
+      Holder same(global_rows, {{m_rank * m_rows, m_rows}});
+      for (const Backend& b : m_backends) {
+        paths.push_back(m_work + "/reshard_" + b.name);
+        cairn::SaveOptions save_options;
+        save_options.writer = b.writer();
+        m_checkpointer.save(m_source.state, paths.back(), save_options);
+        result.series.push_back({b.name + "-same", {}, 0.0});
+        result.series.push_back({b.name + "-reshard", {}, 0.0});
+      }
+      bool ok = true;
+      std::unique_ptr<cairn::Checkpointer> sub;
+      if (load_comm != MPI_COMM_NULL) sub = std::make_unique<cairn::Checkpointer>(load_comm);
+      Holder resharded(global_rows, mine);
+      for (int i = 0; i < m_options.runs; ++i) {
+        for (std::size_t b = 0; b < m_backends.size(); ++b) {
+          Series& s_same = result.series[2 * b];
+          same.poison();
+          s_same.resident = std::max(s_same.resident, drop_all(paths[b]));
+          s_same.seconds.push_back(timed([&] { m_checkpointer.load(same.state, paths[b]); }));
+          ok = same.check(s_same.name.c_str(), i, true) && ok;
+
+          Series& s_re = result.series[2 * b + 1];
+          resharded.poison();
+          s_re.resident = std::max(s_re.resident, drop_all(paths[b]));
+          s_re.seconds.push_back(timed([&] {
+            if (sub) sub->load(resharded.state, paths[b]);
+          }));
+          if (sub) ok = resharded.check(s_re.name.c_str(), i, true) && ok;
+        }
+      }
+      result.verified = all_ranks(ok);
+    }
+    if (load_comm != MPI_COMM_NULL) MPI_Comm_free(&load_comm);
+    for (const std::string& p : paths) remove_path(p, m_work);
+    return result;
   }
 
  private:
   std::string rank_file(const std::string& dir) const { return dir + "/rank" + std::to_string(m_rank) + ".bin"; }
 
-  void describe(cairn::State& state, std::vector<std::vector<double>>& arrays, std::vector<double>& replicated,
-                std::int64_t& step) const {
-    const cairn::Extents global{m_size * m_rows, inner_dim, inner_dim};
-    const cairn::Extents offset{m_rank * m_rows, 0, 0};
-    const cairn::Extents local{m_rows, inner_dim, inner_dim};
-    for (int a = 0; a < n_arrays; ++a)
-      state.add_array<double>("fields/array" + std::to_string(a), global, offset, local,
-                              arrays[static_cast<std::size_t>(a)].data());
-    state.add_replicated_array<double>("grid/replicated", {replicated_elems}, replicated.data());
-    state.add_scalar("step", step);
-  }
-
-  // Allocates and fills the state to save and the baselines' buffer (once).
-  void fill_source() {
-    if (!m_arrays.empty()) return;
-    m_arrays.assign(n_arrays, std::vector<double>(static_cast<std::size_t>(m_local_elems)));
-    const std::int64_t first = m_rank * m_local_elems;
+  Baseline baseline(Holder& h) {
+    Baseline b;
     for (int a = 0; a < n_arrays; ++a) {
-      double* p = m_arrays[static_cast<std::size_t>(a)].data();
-      for (std::int64_t i = 0; i < m_local_elems; ++i) p[i] = array_value(a, first + i);
+      b.arrays.push_back(h.data[static_cast<std::size_t>(a)][0].data());
+      b.targets.push_back(h.data[static_cast<std::size_t>(a)][0].data());
     }
-    m_replicated.resize(static_cast<std::size_t>(replicated_elems));
-    for (std::int64_t i = 0; i < replicated_elems; ++i) m_replicated[static_cast<std::size_t>(i)] = replicated_value(i);
-    m_step = step_value;
-    describe(m_source, m_arrays, m_replicated, m_step);
-    m_baseline.resize(static_cast<std::size_t>(m_slab.count));
-    for (std::int64_t i = 0; i < m_slab.count; ++i)
-      m_baseline[static_cast<std::size_t>(i)] = baseline_value(m_slab.offset + i);
+    b.local_elems = m_rows * row_elems;
+    b.extra = m_extra.data();
+    m_extra_in.assign(m_extra.size(), 0.0);
+    b.extra_target = m_extra_in.data();
+    return b;
   }
 
   // Collective: drops the page cache of `path` on every rank; the worst resident fraction. A
@@ -613,64 +845,15 @@ class Bench {
     return max_over_ranks(resident);
   }
 
-  void poison(std::vector<std::vector<double>>& arrays, std::vector<double>& replicated, std::int64_t& step) const {
-    for (auto& array : arrays)
-      for (std::int64_t at : sample_positions(m_local_elems)) array[static_cast<std::size_t>(at)] = -1.0;
-    std::fill(replicated.begin(), replicated.end(), -1.0);
-    step = -1;
-  }
-
-  void poison_baseline(std::vector<double>& buffer) const {
-    for (std::int64_t at : sample_positions(m_slab.count)) buffer[static_cast<std::size_t>(at)] = -1.0;
-  }
-
-  bool report_mismatch(const char* what, int run, const std::string& where, double got, double want) const {
-    std::fprintf(stderr, "cairn_bench: rank %d, %s load run %d: %s holds %.17g, expected %.17g\n", m_rank, what, run,
-                 where.c_str(), got, want);
-    return false;
-  }
-
-  bool check_state(const std::vector<std::vector<double>>& arrays, const std::vector<double>& replicated,
-                   std::int64_t step, int run) const {
-    const std::int64_t first = m_rank * m_local_elems;
-    for (int a = 0; a < n_arrays; ++a)
-      for (std::int64_t at : sample_positions(m_local_elems)) {
-        const double got = arrays[static_cast<std::size_t>(a)][static_cast<std::size_t>(at)];
-        if (got != array_value(a, first + at))
-          return report_mismatch("cairn", run, "fields/array" + std::to_string(a) + " element " + std::to_string(at),
-                                 got, array_value(a, first + at));
-      }
-    for (std::int64_t i = 0; i < replicated_elems; ++i)
-      if (replicated[static_cast<std::size_t>(i)] != replicated_value(i))
-        return report_mismatch("cairn", run, "grid/replicated element " + std::to_string(i),
-                               replicated[static_cast<std::size_t>(i)], replicated_value(i));
-    if (step != step_value)
-      return report_mismatch("cairn", run, "step", static_cast<double>(step), static_cast<double>(step_value));
-    return true;
-  }
-
-  bool check_baseline(const std::vector<double>& buffer, const char* what, int run) const {
-    for (std::int64_t at : sample_positions(m_slab.count))
-      if (buffer[static_cast<std::size_t>(at)] != baseline_value(m_slab.offset + at))
-        return report_mismatch(what, run, "element " + std::to_string(at), buffer[static_cast<std::size_t>(at)],
-                               baseline_value(m_slab.offset + at));
-    return true;
-  }
-
   const Options& m_options;
   std::string m_work;
   int m_rank;
   int m_size;
-  std::int64_t m_rows;         // rows of the first dimension per rank and array
-  std::int64_t m_local_elems;  // elements per rank and array
-  Slab m_slab;
-  cairn::Checkpointer m_checkpointer;
-
-  std::vector<std::vector<double>> m_arrays;
-  std::vector<double> m_replicated;
-  std::int64_t m_step = 0;
-  cairn::State m_source;
-  std::vector<double> m_baseline;
+  std::int64_t m_rows;  // rows of the first dimension per rank and array
+  Holder m_source;
+  std::vector<Backend> m_backends;
+  std::vector<double> m_extra, m_extra_in;  // rank 0's replicated array + step, for the baselines
+  cairn::Checkpointer m_checkpointer{MPI_COMM_WORLD};
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -693,72 +876,94 @@ std::string json_list(const std::vector<double>& values) {
   return out + "]";
 }
 
-struct Figures {
-  double cairn, posix, hdf5;
-};
-
-Figures figures(const Result& r, std::int64_t bytes) {
-  return {mib_per_s(bytes, median(r.cairn_s)), mib_per_s(bytes, median(r.posix_s)), mib_per_s(bytes, median(r.hdf5_s))};
-}
-
 double ratio(double a, double b) {
   return b > 0.0 ? a / b : 0.0;
 }
 
-void print_json(const Result& r, const Options& options, int ranks, std::int64_t bytes) {
-  const Figures f = figures(r, bytes);
-  std::string line =
-      "{\"op\":\"" + r.op + "\",\"ranks\":" + std::to_string(ranks) +
-      ",\"mib_per_rank\":" + std::to_string(options.mib_per_rank) + ",\"runs\":" + std::to_string(options.runs) +
-      ",\"bytes_total\":" + std::to_string(bytes) + ",\"cairn_mib_s\":" + json_number(f.cairn) +
-      ",\"posix_mib_s\":" + json_number(f.posix) + ",\"hdf5_mib_s\":" + json_number(f.hdf5) +
-      ",\"cairn_over_hdf5\":" + json_number(ratio(f.cairn, f.hdf5)) +
-      ",\"cairn_over_posix\":" + json_number(ratio(f.cairn, f.posix)) + ",\"cairn_s\":" + json_list(r.cairn_s) +
-      ",\"posix_s\":" + json_list(r.posix_s) + ",\"hdf5_s\":" + json_list(r.hdf5_s);
-  if (r.op.rfind("load", 0) == 0) {
-    line += ",\"reads_may_be_cached\":true,\"resident_after_drop\":{\"cairn\":" + json_number(r.resident_cairn) +
-            ",\"posix\":" + json_number(r.resident_posix) + ",\"hdf5\":" + json_number(r.resident_hdf5) +
-            "},\"verified\":" + (r.verified ? "true" : "false");
+bool is_baseline(const std::string& name) { return name == "posix-raw" || name == "hdf5-hand"; }
+
+// The figures a series is judged by: throughput beside both baselines, or (reshard) time beside
+// the same backend's same-layout load.
+struct Row {
+  std::string name;
+  double median_s = 0.0, mib_s = 0.0, over_posix = 0.0, over_hdf5 = 0.0, over_same = 0.0;
+};
+
+std::vector<Row> rows_of(const Result& r, std::int64_t bytes) {
+  std::vector<Row> rows;
+  const Series* raw = r.find("posix-raw");
+  const Series* hand = r.find("hdf5-hand");
+  for (const Series& s : r.series) {
+    Row row{s.name, median(s.seconds), 0.0, 0.0, 0.0, 0.0};
+    row.mib_s = mib_per_s(bytes, row.median_s);
+    if (raw) row.over_posix = ratio(row.mib_s, mib_per_s(bytes, median(raw->seconds)));
+    if (hand) row.over_hdf5 = ratio(row.mib_s, mib_per_s(bytes, median(hand->seconds)));
+    const std::string suffix = "-reshard";
+    if (s.name.size() > suffix.size() && s.name.compare(s.name.size() - suffix.size(), suffix.size(), suffix) == 0)
+      if (const Series* same = r.find(s.name.substr(0, s.name.size() - suffix.size()) + "-same"))
+        row.over_same = ratio(row.median_s, median(same->seconds));
+    rows.push_back(row);
   }
+  return rows;
+}
+
+void print_json(const Result& r, const Options& options, int ranks, std::int64_t bytes) {
+  std::string line = "{\"op\":\"" + r.op + "\",\"ranks\":" + std::to_string(ranks) +
+                     ",\"mib_per_rank\":" + std::to_string(options.mib_per_rank) +
+                     ",\"runs\":" + std::to_string(options.runs) + ",\"bytes_total\":" + std::to_string(bytes);
+  if (r.op == "reshard") line += ",\"load_ranks\":" + std::to_string(r.load_ranks);
+  line += ",\"methods\":{";
+  const std::vector<Row> rows = rows_of(r, bytes);
+  for (std::size_t i = 0; i < rows.size(); ++i) {
+    const Row& row = rows[i];
+    const Series& s = r.series[i];
+    line += (i ? ",\"" : "\"") + row.name + "\":{\"baseline\":" + (is_baseline(row.name) ? "true" : "false") +
+            ",\"median_s\":" + json_number(row.median_s) + ",\"mib_s\":" + json_number(row.mib_s) +
+            ",\"over_posix_raw\":" + json_number(row.over_posix) + ",\"over_hdf5_hand\":" + json_number(row.over_hdf5);
+    if (r.op == "reshard" && row.over_same > 0.0) line += ",\"time_over_same_layout\":" + json_number(row.over_same);
+    if (r.op == "load" || r.op == "reshard") line += ",\"resident_after_drop\":" + json_number(s.resident);
+    line += ",\"seconds\":" + json_list(s.seconds) + "}";
+  }
+  line += "}";
+  if (r.op == "load" || r.op == "reshard") line += std::string(",\"verified\":") + (r.verified ? "true" : "false");
   line += ",\"cairn_version\":\"" + std::string(cairn::version()) + "\"}";
   std::printf("%s\n", line.c_str());
 }
 
 void print_table(const std::vector<Result>& results, const Options& options, int ranks, std::int64_t bytes) {
   std::printf(
-      "cairn_bench (Cairn %s): %d rank%s, %lld MiB per rank, %.2f MiB in all per run; median of %d runs, "
-      "alternating cairn, posix, hdf5\n",
+      "cairn_bench (Cairn %s): %d rank%s, %lld MiB per rank, %.2f MiB in all per run; median of %d runs; the "
+      "methods of an op alternate run by run\n",
       cairn::version(), ranks, ranks == 1 ? "" : "s", static_cast<long long>(options.mib_per_rank),
       static_cast<double>(bytes) / static_cast<double>(mib), options.runs);
-  std::printf("MiB/s is aggregate: all ranks' bytes / the slowest rank's wall time between barriers\n\n");
-  std::printf("%-12s %6s %9s %12s %12s %12s %11s %12s\n", "op", "ranks", "MiB/rank", "cairn MiB/s", "posix MiB/s",
-              "hdf5 MiB/s", "cairn/hdf5", "cairn/posix");
+  std::printf("MiB/s is aggregate: all ranks' bytes / the slowest rank's wall time between barriers\n");
   for (const Result& r : results) {
-    const Figures f = figures(r, bytes);
-    std::printf("%-12s %6d %9lld %12.1f %12.1f %12.1f %11.2f %12.2f\n", r.op.c_str(), ranks,
-                static_cast<long long>(options.mib_per_rank), f.cairn, f.posix, f.hdf5, ratio(f.cairn, f.hdf5),
-                ratio(f.cairn, f.posix));
-  }
-  std::printf("\nrun times (s):\n");
-  for (const Result& r : results) {
-    const std::pair<const char*, const std::vector<double>*> rows[] = {
-        {"cairn", &r.cairn_s}, {"posix", &r.posix_s}, {"hdf5", &r.hdf5_s}};
-    for (const auto& [name, times] : rows) {
-      std::printf("  %-12s %-5s", r.op.c_str(), name);
-      for (double t : *times) std::printf(" %.4f", t);
+    std::printf("\n%s", r.op.c_str());
+    if (r.op == "reshard") std::printf(" (saved on %d ranks, loaded on %d)", ranks, r.load_ranks);
+    std::printf("\n%-22s %10s %12s %14s %14s%s\n", "method", "median s", "MiB/s", "x posix-raw", "x hdf5-hand",
+                r.op == "reshard" ? "   time x same-layout" : "");
+    for (const Row& row : rows_of(r, bytes)) {
+      std::printf("%-22s %10.4f %12.1f %14.2f %14.2f", row.name.c_str(), row.median_s, row.mib_s, row.over_posix,
+                  row.over_hdf5);
+      if (row.over_same > 0.0) std::printf("   %19.2f", row.over_same);
       std::printf("\n");
     }
+    if (r.op == "load" || r.op == "reshard") {
+      double worst = 0.0;
+      for (const Series& s : r.series) worst = std::max(worst, s.resident);
+      std::printf("reads may be served from a cache: the page cache is dropped (fsync + POSIX_FADV_DONTNEED) before "
+                  "every read; at most %.0f%% of a file's pages stayed resident\n", 100.0 * worst);
+      std::printf("load check (sampled values of every array, the replicated array, the step): %s\n",
+                  r.verified ? "passed" : "FAILED");
+    }
   }
-  for (const Result& r : results) {
-    if (r.op != "load") continue;
-    std::printf(
-        "\nnote: reads may be served from the page cache: dropping it (fsync + POSIX_FADV_DONTNEED) is best "
-        "effort;\n      largest fraction of pages still resident after the drop: cairn %.0f%%, posix %.0f%%, "
-        "hdf5 %.0f%%\n",
-        100.0 * r.resident_cairn, 100.0 * r.resident_posix, 100.0 * r.resident_hdf5);
-    std::printf("load check (sampled values of every array, the replicated array, the step): %s\n",
-                r.verified ? "passed" : "FAILED");
-  }
+  std::printf("\nrun times (s):\n");
+  for (const Result& r : results)
+    for (const Series& s : r.series) {
+      std::printf("  %-8s %-22s", r.op.c_str(), s.name.c_str());
+      for (double t : s.seconds) std::printf(" %.4f", t);
+      std::printf("\n");
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1160,16 +1365,16 @@ int run(int argc, char** argv) {
   if (options.op != "async") {
     Bench bench(options, work);
     bytes = bench.total_bytes();
-    if (options.op == "save" || options.op == "all") {
-      results.push_back(bench.save());
+    const bool all = options.op == "all";
+    auto report = [&](Result r) {
+      results.push_back(std::move(r));
       if (rank == 0 && options.json) print_json(results.back(), options, size, bytes);
       std::fflush(stdout);
-    }
-    if (options.op == "load" || options.op == "all") {
-      for (Result& r : bench.load()) results.push_back(std::move(r));
-      if (rank == 0 && options.json) print_json(results.back(), options, size, bytes);
-      std::fflush(stdout);
-    }
+    };
+    if (options.op == "save" || all) report(bench.save(false));
+    if (options.op == "tune") report(bench.save(true));
+    if (options.op == "load" || all) report(bench.load());
+    if (options.op == "reshard" || all) report(bench.reshard());
   }
   AsyncResult async_result;
   const bool async = options.op == "async" || options.op == "all";

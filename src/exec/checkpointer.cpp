@@ -19,12 +19,14 @@
 #include "storage/common/publish.hpp"
 #include "storage/hdf5/hdf5_rank_files.hpp"
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <unordered_map>
 
 namespace cairn {
@@ -57,6 +59,46 @@ ScalarValue read_scalar(const Entry& entry) {
   if (const auto* i = std::get_if<std::int64_t*>(&target)) return **i;
   if (const auto* d = std::get_if<double*>(&target)) return **d;
   return *std::get<std::string*>(target);
+}
+
+// Collective. When every rank asks for the same replicated regions (the usual case), rank 0 alone
+// reads them and broadcasts them after the read: one read instead of one per rank. Removes them
+// from `requests` on the other ranks and returns them, in an order every rank shares; returns
+// nothing (every rank reads its own) when the ranks' requests differ.
+std::vector<ReadRequest> read_once_and_broadcast(ProcessGroup& g, std::vector<ReadRequest>& requests,
+                                                 const std::vector<std::size_t>& replicated) {
+  if (g.size() == 1) return {};
+  std::vector<ReadRequest> chosen;
+  for (std::size_t i : replicated) chosen.push_back(requests[i]);
+  std::sort(chosen.begin(), chosen.end(), [](const ReadRequest& a, const ReadRequest& b) {
+    return std::tie(a.entry, a.region.offset, a.region.shape) < std::tie(b.entry, b.region.offset, b.region.shape);
+  });
+  // FNV-1a over what each rank asks for, so that ranks agree on more than a count.
+  std::uint64_t hash = 1469598103934665603ull;
+  auto mix = [&](std::int64_t v) {
+    for (int k = 0; k < 8; ++k) hash = (hash ^ ((static_cast<std::uint64_t>(v) >> (8 * k)) & 0xffu)) * 1099511628211ull;
+  };
+  for (const ReadRequest& r : chosen) {
+    mix(r.entry);
+    mix(static_cast<std::int64_t>(r.dtype));
+    for (std::int64_t v : r.region.offset) mix(v);
+    for (std::int64_t v : r.region.shape) mix(v);
+  }
+  const auto signed_hash = static_cast<std::int64_t>(hash >> 1);
+  std::int64_t low[2] = {static_cast<std::int64_t>(chosen.size()), signed_hash};
+  std::int64_t high[2] = {low[0], low[1]};
+  g.allreduce(low, 2, ReduceOp::Min);
+  g.allreduce(high, 2, ReduceOp::Max);
+  if (low[0] != high[0] || low[1] != high[1] || chosen.empty()) return {};
+  if (g.rank() != 0) {
+    std::vector<bool> drop(requests.size(), false);
+    for (std::size_t i : replicated) drop[i] = true;
+    std::size_t kept = 0;
+    for (std::size_t i = 0; i < requests.size(); ++i)
+      if (!drop[i]) requests[kept++] = requests[i];
+    requests.resize(kept);
+  }
+  return chosen;
 }
 
 // A region read into a temporary buffer, then copied into caller memory.
@@ -704,6 +746,7 @@ void Checkpointer::Impl::load_on(ProcessGroup& g, State& state, const std::strin
     std::vector<ReadRequest> requests;
     std::vector<PendingCopy> copies;
     std::vector<PendingSplit> splits;
+    std::vector<std::size_t> replicated;  // requests of replicated arrays and blobs: the same on every rank
     detail::agree_on(g, what + " (match entries)", [&] {
       detail::fault_point("load-read", rank);
       std::unordered_map<std::string_view, std::int32_t> index_of;
@@ -758,6 +801,8 @@ void Checkpointer::Impl::load_on(ProcessGroup& g, State& state, const std::strin
             if (covered != detail::volume(wanted.shape))
               throw UsageError(where + ": region " + detail::to_string(wanted) +
                                " was not entirely written by the save (the checkpoint holds part of it)");
+            if (entry.distribution == Distribution::Replicated && info.distribution == Distribution::Replicated)
+              replicated.push_back(requests.size());
             if (detail::is_row_major_contiguous(chunk)) {
               requests.push_back(ReadRequest{index, wanted, array->dtype, chunk.data});
             } else {
@@ -802,6 +847,9 @@ void Checkpointer::Impl::load_on(ProcessGroup& g, State& state, const std::strin
                                std::to_string(bytes->size));
             destination = bytes->data;
           }
+          if (size > 0 && entry.distribution == Distribution::Replicated &&
+              info.distribution == Distribution::Replicated)
+            replicated.push_back(requests.size());
           if (size > 0) requests.push_back(ReadRequest{index, region, DType::UInt8, destination});
         } else {
           const auto& scalar = std::get<ScalarEntry>(entry.value);
@@ -829,12 +877,19 @@ void Checkpointer::Impl::load_on(ProcessGroup& g, State& state, const std::strin
         }
       }
     });
+    const std::vector<ReadRequest> broadcasts = read_once_and_broadcast(g, requests, replicated);
     detail::agree_on(g, what + " (read)", [&] {
       if (options.verify_checksums)
         detail::read_checked(*reader, g, requests, options.verify_buffer_bytes, "checkpoint '" + id + "'");
       else
         reader->read(requests);
     });
+    for (const ReadRequest& r : broadcasts) {
+      const auto bytes = static_cast<std::size_t>(detail::volume(r.region.shape)) * dtype_size(r.dtype);
+      constexpr std::size_t piece = std::size_t{1} << 30;  // below MPI's int count limit
+      for (std::size_t at = 0; at < bytes; at += piece)
+        g.broadcast(static_cast<std::byte*>(r.destination) + at, std::min(piece, bytes - at), 0);
+    }
     for (PendingCopy& copy : copies) {
       void* target =
           detail::chunk_element(*copy.chunk, detail::chunk_strides(*copy.chunk), copy.region.offset, copy.element_size);

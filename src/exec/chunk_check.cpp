@@ -58,6 +58,9 @@ struct SliceRead {
   std::size_t buffer_offset = 0;  // into the shared buffer, unless read in place
 };
 
+// Bytes read in place per round: small enough to be hashed from the CPU's cache right after.
+constexpr std::size_t in_place_round_bytes = std::size_t{4} << 20;
+
 // Reads the slices of `jobs` in rounds whose buffered slices fit `buffer_bytes`; every rank runs
 // the same number of rounds (reader.read is collective), padding with empty reads. A failed
 // read marks the jobs of its round. `final_requests` are read in one more round at the end.
@@ -67,20 +70,28 @@ void run_rounds(StorageReader& reader, ProcessGroup& group, std::vector<ChunkJob
   const Metadata& md = reader.metadata();
   std::vector<std::vector<SliceRead>> rounds;
   std::size_t round_bytes = 0;
+  std::size_t round_in_place = 0;
   std::size_t largest_round = 0;
   for (std::size_t j = 0; j < jobs.size(); ++j) {
     ChunkJob& job = jobs[j];
     if (one_chunk_per_round && !(rounds.empty() || rounds.back().empty())) {
       rounds.emplace_back();
       round_bytes = 0;
+      round_in_place = 0;
     }
     for (std::size_t s = 0; s < job.slices.size(); ++s) {
       const std::size_t bytes = static_cast<std::size_t>(volume(job.slices[s].shape)) * job.element_size;
       const std::size_t cost = job.in_place ? 0 : bytes;
-      if (rounds.empty() || (cost > 0 && round_bytes > 0 && round_bytes + cost > buffer_bytes)) {
+      // In-place slices need no buffer, but a round of them is hashed right after it is read,
+      // while still in the CPU's cache: a few MiB per round, not the whole chunk.
+      const std::size_t in_place = job.in_place ? bytes : 0;
+      if (rounds.empty() || (cost > 0 && round_bytes > 0 && round_bytes + cost > buffer_bytes) ||
+          (in_place > 0 && round_in_place > 0 && round_in_place + in_place > in_place_round_bytes)) {
         rounds.emplace_back();
         round_bytes = 0;
+        round_in_place = 0;
       }
+      round_in_place += in_place;
       rounds.back().push_back(SliceRead{j, s, round_bytes});
       round_bytes += cost;
       largest_round = std::max(largest_round, round_bytes);
@@ -211,7 +222,7 @@ void read_checked(StorageReader& reader, ProcessGroup& group, const std::vector<
       if (job.targets.size() == 1 && job.targets[0]->region.offset == region.offset &&
           job.targets[0]->region.shape == region.shape)
         job.in_place = job.targets[0]->destination;
-      job.slices = row_major_slices(region, job.element_size, buffer_bytes);
+      job.slices = row_major_slices(region, job.element_size, job.in_place ? in_place_round_bytes : buffer_bytes);
     }
   } catch (...) {
     failure = std::current_exception();

@@ -62,7 +62,10 @@ class Hdf5AggregatedReader final : public StorageReader {
     h5::QuietErrors quiet;
     if (requests.empty()) return;
     if (!m_file.valid()) m_file = open_file();
-    std::vector<Handle> datasets(m_metadata.entries.size());
+    // Kept open across calls: a checked load reads in many small rounds, and opening a virtual
+    // dataset opens its part files.
+    std::vector<Handle>& datasets = m_datasets;
+    datasets.resize(m_metadata.entries.size());
     for (const ReadRequest& r : requests) {
       const auto e = static_cast<std::size_t>(r.entry);
       const EntryInfo& info = m_metadata.entries.at(e);
@@ -85,6 +88,7 @@ class Hdf5AggregatedReader final : public StorageReader {
 
   void close() noexcept override {
     h5::QuietErrors quiet;
+    m_datasets.clear();
     m_file.close();
   }
 
@@ -156,6 +160,7 @@ class Hdf5AggregatedReader final : public StorageReader {
   ProcessGroup* m_group = nullptr;
   std::string m_path;
   Handle m_file;
+  std::vector<Handle> m_datasets;  // by entry, opened on first use
   Metadata m_metadata;
 };
 

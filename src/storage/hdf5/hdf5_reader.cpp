@@ -49,7 +49,12 @@ class Hdf5Reader final : public StorageReader {
       H5Eclear2(H5E_DEFAULT);
       throw CorruptCheckpointError("'" + m_path + "' is not an HDF5 file (damaged, truncated or not written by Cairn)");
     }
-    Handle fapl = h5::mpio_file_access(group.mpi_comm());
+    // Up to a few dozen ranks, each opens the file with HDF5's POSIX driver and reads with plain
+    // pread: measured faster here than MPI-IO's independent reads (no MPI-IO layer in between,
+    // the page cache's read-ahead works). Beyond that, MPI-IO with collective metadata reads, so
+    // that thousands of ranks do not each read HDF5's metadata from a parallel file system.
+    m_posix_driver = group.size() <= posix_driver_ranks;
+    Handle fapl = h5::mpio_file_access(m_posix_driver ? MPI_COMM_NULL : group.mpi_comm());
     const hid_t file_id = H5Fopen(m_path.c_str(), H5F_ACC_RDONLY, fapl.get());
     if (file_id < 0)
       throw CorruptCheckpointError("cannot open '" + m_path + "' (damaged or truncated?): " + h5::error_stack());
@@ -70,7 +75,7 @@ class Hdf5Reader final : public StorageReader {
     H5Sget_simple_extent_dims(space.get(), &n, nullptr);
     std::vector<std::byte> blob(static_cast<std::size_t>(n));
     Handle type = h5::memory_type(DType::UInt8);
-    Handle dxpl = h5::transfer(true, m_group->mpi_comm());
+    Handle dxpl = h5::transfer(true, m_posix_driver ? MPI_COMM_NULL : m_group->mpi_comm());
     if (H5Dread(dset.get(), type.get(), H5S_ALL, H5S_ALL, dxpl.get(), blob.data()) < 0)
       throw CorruptCheckpointError("cannot read the metadata of '" + m_path + "': " + h5::error_stack());
     m_metadata = detail::decode_metadata(blob.data(), blob.size(), m_path);
@@ -84,7 +89,7 @@ class Hdf5Reader final : public StorageReader {
     const std::size_t n_entries = m_metadata.entries.size();
     std::vector<std::int64_t> wanted(n_entries, 0);
     for (const ReadRequest& r : requests) ++wanted.at(static_cast<std::size_t>(r.entry));
-    if (n_entries) m_group->allreduce(wanted.data(), n_entries, ReduceOp::Max);
+    if (n_entries && !m_posix_driver) m_group->allreduce(wanted.data(), n_entries, ReduceOp::Max);
 
     // Requests of one entry, in the order given.
     std::vector<std::vector<const ReadRequest*>> by_entry(n_entries);
@@ -94,7 +99,7 @@ class Hdf5Reader final : public StorageReader {
     // Independent reads: each rank reads its own regions in one request per region, without
     // collective buffering's extra copy (measured faster here at 1 to 4 ranks). Datasets are still
     // opened by every rank, as collective metadata reads require.
-    Handle dxpl = h5::transfer(false, m_group->mpi_comm());
+    Handle dxpl = h5::transfer(false, m_posix_driver ? MPI_COMM_NULL : m_group->mpi_comm());
     for (std::size_t e = 0; e < n_entries; ++e) {
       if (wanted[e] == 0) continue;
       const EntryInfo& info = m_metadata.entries[e];
@@ -142,7 +147,11 @@ class Hdf5Reader final : public StorageReader {
                                    "' does not have the shape its metadata records");
   }
 
+  // Groups up to this size read with HDF5's POSIX driver, larger ones through MPI-IO.
+  static constexpr int posix_driver_ranks = 64;
+
   ProcessGroup* m_group = nullptr;
+  bool m_posix_driver = false;
   std::string m_path;
   Handle m_file;
   Metadata m_metadata;
