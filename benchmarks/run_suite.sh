@@ -38,6 +38,11 @@ export OMPI_MCA_mpi_yield_when_idle=${OMPI_MCA_mpi_yield_when_idle:-1}
 mpi_flags=(--oversubscribe)
 if "$MPIRUN" --version 2>/dev/null | grep -q "Open MPI"; then mpi_flags+=(--bind-to none); fi
 
+# matplotlib draws the plots (the tables need nothing).
+# shellcheck source=../scripts/lib/packages.sh
+source "$repo/scripts/lib/packages.sh"
+cairn_ensure_packages python3-matplotlib || echo "run_suite.sh: no matplotlib: tables only" >&2
+
 mkdir -p "$OUT" "$DIR"
 json="$OUT/suite.jsonl"
 : >"$json"
@@ -66,7 +71,10 @@ for m in $SIZES; do
   done
 done
 
-python3 "$here/plot_results.py" "$json" "$OUT"
+# The system Python, which has the distribution's matplotlib (a pyenv or venv python may not).
+python=python3
+if [ -x /usr/bin/python3 ] && /usr/bin/python3 -c "import matplotlib" 2>/dev/null; then python=/usr/bin/python3; fi
+"$python" "$here/plot_results.py" "$json" "$OUT"
 if [ -n "$failed" ]; then
   echo "run_suite.sh: cairn_bench failed at:$failed" >&2
   exit 1

@@ -137,7 +137,8 @@ struct PosixOptions {
 /// The posix backend: one raw file per saving rank ("rank_<r>.dat", each piece at an aligned
 /// offset, written in large requests and fsync'd) plus one metadata file written by rank 0 that
 /// holds the same Metadata as the HDF5 layouts and where each piece lies. The fastest way to disk;
-/// tools that need HDF5 use convert_checkpoint (cairn/convert.hpp). Collective like the HDF5 writer.
+/// tools that need HDF5 use convert_checkpoint (cairn/convert.hpp). Collective like the HDF5 writer,
+/// so not for saves with use_collectives = false (those write with the rank-files backend).
 std::unique_ptr<StorageWriter> make_posix_writer(const PosixOptions& options = {});
 /// Reads the posix layout, resharding like the HDF5 readers.
 std::unique_ptr<StorageReader> make_posix_reader();

@@ -33,6 +33,17 @@ std::int64_t linear_index(const Region& region, const Extents& point) {
   return index;
 }
 
+// True when `inner` lies inside `outer` as one contiguous run of outer's row-major layout: equal
+// in every dimension but the first.
+bool contiguous_within(const Region& inner, const Region& outer) {
+  if (inner.shape.size() != outer.shape.size() || inner.shape.empty()) return inner == outer;
+  if (inner.offset[0] < outer.offset[0] || inner.offset[0] + inner.shape[0] > outer.offset[0] + outer.shape[0])
+    return false;
+  for (std::size_t d = 1; d < inner.shape.size(); ++d)
+    if (inner.offset[d] != outer.offset[d] || inner.shape[d] != outer.shape[d]) return false;
+  return true;
+}
+
 std::string describe_chunk(const Metadata& md, const ChunkRecord& chunk) {
   return "chunk " + to_string(chunk.region) + " of entry '" + md.entries[static_cast<std::size_t>(chunk.entry)].name +
          "' saved by rank " + std::to_string(chunk.rank);
@@ -218,10 +229,12 @@ void read_checked(StorageReader& reader, ProcessGroup& group, const std::vector<
     }
     for (ChunkJob& job : jobs) {
       const Region& region = md.chunks[job.chunk].region;
-      // A chunk that is exactly one request's region, in the stored dtype, is read in place.
-      if (job.targets.size() == 1 && job.targets[0]->region.offset == region.offset &&
-          job.targets[0]->region.shape == region.shape)
-        job.in_place = job.targets[0]->destination;
+      // A chunk that lies in one request's region as one contiguous run of its row-major layout
+      // (the whole region, or whole rows of it: a slab of the first dimension), in the stored
+      // dtype, is read in place.
+      if (job.targets.size() == 1 && contiguous_within(region, job.targets[0]->region))
+        job.in_place = static_cast<std::byte*>(job.targets[0]->destination) +
+                       linear_index(job.targets[0]->region, region.offset) * static_cast<std::int64_t>(job.element_size);
       job.slices = row_major_slices(region, job.element_size, job.in_place ? in_place_round_bytes : buffer_bytes);
     }
   } catch (...) {
