@@ -77,6 +77,14 @@ EntryInfo decode_entry_info(ByteReader& in, bool with_value) {
 
 std::vector<std::byte> encode_metadata(const Metadata& md) {
   ByteWriter out;
+  {
+    // One allocation for the whole blob: its size, but for scalar values, is known in advance.
+    std::size_t estimate = sizeof metadata_magic + 64 + md.library_version.size();
+    for (const EntryInfo& e : md.entries)
+      estimate += 48 + e.name.size() + 8 * (e.global_shape.size() + e.rank_offsets.size());
+    for (const ChunkRecord& c : md.chunks) estimate += 40 + 8 * (c.region.offset.size() + c.region.shape.size());
+    out.bytes().reserve(estimate);
+  }
   out.raw(metadata_magic, sizeof metadata_magic);
   out.u32(md.format_version);
   out.str(md.library_version);

@@ -1,38 +1,109 @@
 #include "core/region.hpp"
 
-#include <numeric>
+#include <algorithm>
+#include <utility>
 
 namespace cairn::detail {
 
-bool find_overlap(const std::vector<Region>& regions, std::size_t& first, std::size_t& second) {
-  if (regions.size() < 2) return false;
-  if (regions.front().shape.empty()) {  // 0-d: every region is the single element
+namespace {
+
+// Below this many boxes the sweep runs along the first dimension without measuring the others:
+// its cost is bounded by the square of this.
+constexpr std::size_t measure_above = 32;
+
+struct SweepScratch {
+  std::vector<std::size_t> order;
+  std::vector<std::size_t> active;
+  std::vector<std::pair<std::int64_t, int>> events;
+};
+
+// Reused across calls: planning checks one small set of boxes per entry, 100,000s of times.
+SweepScratch& sweep_scratch() {
+  thread_local SweepScratch scratch;
+  return scratch;
+}
+
+bool boxes_overlap(const BoxRef& a, const BoxRef& b, std::size_t ndim) {
+  for (std::size_t d = 0; d < ndim; ++d)
+    if (std::max(a.offset[d], b.offset[d]) >= std::min(a.offset[d] + a.shape[d], b.offset[d] + b.shape[d]))
+      return false;
+  return true;
+}
+
+// The most boxes whose spans along `dim` share a point: the largest active set of a sweep along it.
+std::size_t span_depth(const std::vector<BoxRef>& boxes, std::size_t dim,
+                       std::vector<std::pair<std::int64_t, int>>& events) {
+  events.clear();
+  for (const BoxRef& b : boxes) {
+    events.emplace_back(b.offset[dim], 1);
+    events.emplace_back(b.offset[dim] + b.shape[dim], -1);
+  }
+  std::sort(events.begin(), events.end());  // at one coordinate, ends (-1) before starts
+  std::size_t depth = 0, deepest = 0;
+  for (const auto& [coordinate, change] : events) {
+    (void)coordinate;
+    depth = change > 0 ? depth + 1 : depth - 1;
+    deepest = std::max(deepest, depth);
+  }
+  return deepest;
+}
+
+}  // namespace
+
+bool find_overlap(const std::vector<BoxRef>& boxes, std::size_t ndim, std::size_t& first, std::size_t& second) {
+  const std::size_t n = boxes.size();
+  if (n < 2) return false;
+  if (ndim == 0) {  // 0-d: every box is the single element
     first = 0;
     second = 1;
     return true;
   }
-  std::vector<std::size_t> order(regions.size());
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  std::sort(order.begin(), order.end(),
-            [&](std::size_t a, std::size_t b) { return regions[a].offset[0] < regions[b].offset[0]; });
-  std::vector<std::size_t> active;  // regions whose first-dimension span reaches the sweep line
-  for (std::size_t idx : order) {
-    const Region& r = regions[idx];
+  SweepScratch& s = sweep_scratch();
+  // A sweep compares each box with the boxes whose spans along the sweep dimension reach it: pick
+  // the dimension where that set is smallest (for a decomposition along dimension 1, sweeping
+  // along dimension 0 would compare every pair).
+  std::size_t dim = 0;
+  if (n > measure_above && ndim > 1) {
+    std::size_t best = span_depth(boxes, 0, s.events);
+    for (std::size_t d = 1; d < ndim && best > 1; ++d) {
+      const std::size_t depth = span_depth(boxes, d, s.events);
+      if (depth < best) {
+        best = depth;
+        dim = d;
+      }
+    }
+  }
+  s.order.resize(n);
+  for (std::size_t i = 0; i < n; ++i) s.order[i] = i;
+  auto by_start = [&](std::size_t a, std::size_t b) { return boxes[a].offset[dim] < boxes[b].offset[dim]; };
+  if (!std::is_sorted(s.order.begin(), s.order.end(), by_start)) std::sort(s.order.begin(), s.order.end(), by_start);
+  s.active.clear();  // boxes whose span along `dim` reaches the sweep line
+  for (std::size_t idx : s.order) {
+    const BoxRef& r = boxes[idx];
     std::size_t keep = 0;
-    for (std::size_t a : active) {
-      const Region& q = regions[a];
-      if (q.offset[0] + q.shape[0] <= r.offset[0]) continue;  // ended before this one starts
-      if (overlaps(q, r)) {
+    for (std::size_t i = 0; i < s.active.size(); ++i) {
+      const std::size_t a = s.active[i];
+      const BoxRef& q = boxes[a];
+      if (q.offset[dim] + q.shape[dim] <= r.offset[dim]) continue;  // ended before this one starts
+      if (boxes_overlap(q, r, ndim)) {
         first = std::min(a, idx);
         second = std::max(a, idx);
         return true;
       }
-      active[keep++] = a;
+      s.active[keep++] = a;
     }
-    active.resize(keep);
-    active.push_back(idx);
+    s.active.resize(keep);
+    s.active.push_back(idx);
   }
   return false;
+}
+
+bool find_overlap(const std::vector<Region>& regions, std::size_t& first, std::size_t& second) {
+  if (regions.size() < 2) return false;
+  std::vector<BoxRef> boxes;
+  boxes.reserve(regions.size());
+  for (const Region& r : regions) boxes.push_back(BoxRef{r.offset.data(), r.shape.data()});
+  return find_overlap(boxes, regions.front().shape.size(), first, second);
 }
 
 std::vector<Region> row_major_slices(const Region& region, std::size_t element_size, std::size_t max_bytes) {

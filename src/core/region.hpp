@@ -72,9 +72,21 @@ inline std::string to_string(const Extents& e) {
 
 namespace cairn::detail {
 
-/// Finds two overlapping regions among `regions` (same rank each), sweeping along the first
-/// dimension so that disjoint decompositions cost O(n log n). Returns false when none overlap.
+/// Finds two overlapping regions among `regions` (same rank each), sweeping along the dimension
+/// in which their spans overlap least, so that disjoint decompositions cost O(n log n) plus, for
+/// boxes that share spans in every dimension (a 3-D block grid), n times the smallest such
+/// sharing. Returns false when none overlap; otherwise `first` < `second` index an overlapping pair.
 bool find_overlap(const std::vector<Region>& regions, std::size_t& first, std::size_t& second);
+
+/// A box seen through pointers to its `ndim` offsets and extents (a Chunk's, a WriteItem's), so
+/// that callers need not copy them into Regions.
+struct BoxRef {
+  const std::int64_t* offset = nullptr;
+  const std::int64_t* shape = nullptr;
+};
+
+/// find_overlap over boxes of `ndim` dimensions each.
+bool find_overlap(const std::vector<BoxRef>& boxes, std::size_t ndim, std::size_t& first, std::size_t& second);
 
 /// Row-major slices of `region` (elements of `element_size` bytes), each at most `max_bytes`
 /// where a single element allows, in order: slice k + 1 starts where slice k ends, so their bytes

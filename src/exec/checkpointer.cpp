@@ -27,6 +27,7 @@
 #include <mutex>
 #include <string>
 #include <tuple>
+#include <typeinfo>
 #include <unordered_map>
 
 namespace cairn {
@@ -464,19 +465,42 @@ void Checkpointer::Impl::make_plan(const std::shared_ptr<ProcessGroup>& group_pt
   ProcessGroup& g = *group_ptr;
   Planner& p = *planner_ptr;
   const int rank = g.rank();
+  // DefaultPlanner's local plan follows from the state's structure alone, so a fingerprint of the
+  // structure stands for it and the plan is built only when some rank's structure changed.
+  // Another planner's local plan is built every time and hashed.
+  const bool by_structure = typeid(p) == typeid(DefaultPlanner);
+  const bool same_makers = plan_cached && plan_group.lock() == group_ptr && plan_planner.lock() == planner_ptr;
   std::vector<std::byte> encoded;
+  bool have_local = false;
   std::uint64_t hash = 0;
-  detail::agree_on(g, what + " (plan)", [&] {
+  std::exception_ptr failure;
+  try {
     detail::fault_point("plan", rank);
-    encoded = detail::encode_plan(p.create_local_plan(state, rank, g.size()));
-    hash = detail::checksum(encoded.data(), encoded.size());
-  });
-  // One small collective decides whether every rank's state kept its structure.
-  const bool same_makers = plan_group.lock() == group_ptr && plan_planner.lock() == planner_ptr;
-  std::int64_t unchanged = plan_cached && hash == plan_hash && same_makers ? 1 : 0;
-  g.allreduce(&unchanged, 1, ReduceOp::Min);
-  if (unchanged) return;
+    if (by_structure) {
+      hash = detail::plan_fingerprint(state);
+    } else {
+      encoded = detail::encode_plan(p.create_local_plan(state, rank, g.size()));
+      hash = detail::checksum(encoded.data(), encoded.size());
+      have_local = true;
+    }
+    if (!have_local && !(same_makers && hash == plan_hash)) {  // changed here: a new plan whatever the others say
+      encoded = detail::encode_plan(p.create_local_plan(state, rank, g.size()));
+      have_local = true;
+    }
+  } catch (...) {
+    failure = std::current_exception();
+  }
+  const bool unchanged_here = !failure && same_makers && hash == plan_hash;
+  // One small collective: did a rank fail, did every rank keep its structure, did any keep it?
+  std::int64_t votes[3] = {failure ? rank : g.size(), unchanged_here ? 1 : 0, unchanged_here ? 0 : 1};
+  g.allreduce(votes, 3, ReduceOp::Min);
+  if (votes[0] < g.size()) detail::agree(g, what + " (plan)", failure);  // throws on every rank
+  if (votes[1] == 1) return;
   plan_cached = false;
+  if (votes[2] == 0)  // ranks whose structure is unchanged have no local plan yet
+    detail::agree_on(g, what + " (plan)", [&] {
+      if (!have_local) encoded = detail::encode_plan(p.create_local_plan(state, rank, g.size()));
+    });
 
   std::vector<std::vector<std::byte>> gathered = g.gather(encoded, 0);
   std::vector<std::byte> entries_blob;
@@ -485,7 +509,10 @@ void Checkpointer::Impl::make_plan(const std::shared_ptr<ProcessGroup>& group_pt
     if (rank != 0) return;
     std::vector<SavePlan> local_plans;
     local_plans.reserve(gathered.size());
-    for (const auto& bytes : gathered) local_plans.push_back(detail::decode_plan(bytes));
+    for (auto& bytes : gathered) {
+      local_plans.push_back(detail::decode_plan(bytes));
+      std::vector<std::byte>().swap(bytes);  // rank 0 holds every plan: not twice
+    }
     GlobalPlan global = p.create_global_plan(std::move(local_plans));
     if (global.items_per_rank.size() != static_cast<std::size_t>(g.size()))
       throw InternalError("the planner returned items for " + std::to_string(global.items_per_rank.size()) +
@@ -597,10 +624,18 @@ SaveFuture Checkpointer::Impl::async_save(const State& state, const std::string&
 
   // Snapshot what the commit reads from the state: the caller may change it once we return.
   op->scalar_values.assign(plan.entries.size(), ScalarValue{});
-  for (std::size_t e = 0; e < plan.entries.size(); ++e) {
-    const EntryInfo& info = plan.entries[e];
-    if (info.kind != EntryKind::Scalar || info.distribution != Distribution::Replicated) continue;
-    if (const Entry* entry = state.find(info.name)) op->scalar_values[e] = read_scalar(*entry);
+  {
+    // By name through a table, not State::find (a scan per scalar: quadratic in the entries).
+    std::unordered_map<std::string_view, const Entry*> replicated_scalars;
+    for (const Entry& entry : state.entries())
+      if (entry.is_scalar() && entry.distribution == Distribution::Replicated)
+        replicated_scalars.emplace(entry.name, &entry);
+    for (std::size_t e = 0; e < plan.entries.size() && !replicated_scalars.empty(); ++e) {
+      const EntryInfo& info = plan.entries[e];
+      if (info.kind != EntryKind::Scalar || info.distribution != Distribution::Replicated) continue;
+      if (auto found = replicated_scalars.find(info.name); found != replicated_scalars.end())
+        op->scalar_values[e] = read_scalar(*found->second);
+    }
   }
   op->mirrors = state.mirrors();
   op->sums.clear();

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 
 namespace cairn {
@@ -53,6 +54,10 @@ std::string structure_difference(const EntryInfo& a, const EntryInfo& b) {
 SavePlan DefaultPlanner::create_local_plan(const State& state, int rank, int world_size) {
   SavePlan plan;
   plan.entries.reserve(state.size());
+  std::size_t n_items = 0;
+  for (const Entry& entry : state.entries())
+    n_items += entry.is_array() ? std::get<ArrayEntry>(entry.value).chunks.size() : 1;
+  plan.items.reserve(n_items);
   for (const Entry& entry : state.entries()) {
     const auto index = static_cast<std::int32_t>(plan.entries.size());
     if (const auto* array = std::get_if<ArrayEntry>(&entry.value)) {
@@ -89,36 +94,97 @@ SavePlan DefaultPlanner::create_local_plan(const State& state, int rank, int wor
   return plan;
 }
 
+namespace {
+
+// The least loaded rank (lowest rank among equals), in O(log world) per change of a load: a
+// tournament tree over the ranks' loads.
+class LeastLoaded {
+ public:
+  explicit LeastLoaded(int world) : m_load(static_cast<std::size_t>(world), 0) {
+    while (m_leaves < static_cast<std::size_t>(world)) m_leaves *= 2;
+    m_tree.assign(2 * m_leaves, -1);
+    for (std::size_t r = 0; r < m_load.size(); ++r) m_tree[m_leaves + r] = static_cast<int>(r);
+    for (std::size_t i = m_leaves - 1; i > 0; --i) m_tree[i] = better(m_tree[2 * i], m_tree[2 * i + 1]);
+  }
+  int least() const { return m_tree[1]; }
+  void add(int rank, std::int64_t bytes) {
+    m_load[static_cast<std::size_t>(rank)] += bytes;
+    for (std::size_t i = (m_leaves + static_cast<std::size_t>(rank)) / 2; i > 0; i /= 2)
+      m_tree[i] = better(m_tree[2 * i], m_tree[2 * i + 1]);
+  }
+
+ private:
+  int better(int a, int b) const {
+    if (a < 0) return b;
+    if (b < 0) return a;
+    return m_load[static_cast<std::size_t>(b)] < m_load[static_cast<std::size_t>(a)] ? b : a;  // a < b
+  }
+  std::vector<std::int64_t> m_load;
+  std::vector<int> m_tree;
+  std::size_t m_leaves = 1;
+};
+
+// One local item: its rank and its index in that rank's plan.
+struct ItemRef {
+  std::int32_t rank;
+  std::int32_t index;
+};
+
+}  // namespace
+
 GlobalPlan DefaultPlanner::create_global_plan(std::vector<SavePlan> local_plans) {
   const int world = static_cast<int>(local_plans.size());
   GlobalPlan global;
   global.items_per_rank.resize(local_plans.size());
+  auto plan_of = [&](int r) -> SavePlan& { return local_plans[static_cast<std::size_t>(r)]; };
 
-  // Merge entries by name, in order of first appearance; remember who holds each.
-  std::unordered_map<std::string, std::int32_t> index_of;
-  std::vector<int> first_holder;
+  // Merge entries by name, in order of first appearance; remember who holds each. Ranks usually
+  // list the same names in the same order: an entry named like the global entry at its own
+  // position is that entry, found without hashing. Names are viewed in the local plans, which stay
+  // put until the global entries are moved out of them at the end.
+  std::unordered_map<std::string_view, std::int32_t> index_of;
+  std::vector<ItemRef> first;  // per global entry: the local entry that introduced it
   std::vector<int> holders;
   std::vector<std::vector<std::int32_t>> local_to_global(local_plans.size());
+  auto global_entry = [&](std::size_t g) -> const EntryInfo& {
+    const ItemRef at = first[g];
+    return plan_of(at.rank).entries[static_cast<std::size_t>(at.index)];
+  };
   for (int r = 0; r < world; ++r) {
     auto& map = local_to_global[static_cast<std::size_t>(r)];
-    for (EntryInfo& info : local_plans[static_cast<std::size_t>(r)].entries) {
-      auto [it, inserted] = index_of.emplace(info.name, static_cast<std::int32_t>(global.entries.size()));
-      if (inserted) {
-        global.entries.push_back(info);
-        first_holder.push_back(r);
-        holders.push_back(0);
+    const auto& entries = plan_of(r).entries;
+    map.reserve(entries.size());
+    if (r == 0) {
+      index_of.reserve(entries.size());
+      first.reserve(entries.size());
+      holders.reserve(entries.size());
+    }
+    for (std::size_t i = 0; i < entries.size(); ++i) {
+      const EntryInfo& info = entries[i];
+      std::int32_t g = -1;
+      if (i < first.size() && global_entry(i).name == info.name) {
+        g = static_cast<std::int32_t>(i);
       } else {
-        const EntryInfo& seen = global.entries[static_cast<std::size_t>(it->second)];
-        if (const std::string diff = structure_difference(seen, info); !diff.empty())
-          throw UsageError("entry '" + info.name + "': the " + diff + " differs between " +
-                           rank_str(first_holder[static_cast<std::size_t>(it->second)]) + " and " + rank_str(r));
+        auto [it, inserted] = index_of.emplace(info.name, static_cast<std::int32_t>(first.size()));
+        if (inserted) {
+          first.push_back(ItemRef{r, static_cast<std::int32_t>(i)});
+          holders.push_back(0);
+        }
+        g = it->second;
       }
-      ++holders[static_cast<std::size_t>(it->second)];
-      map.push_back(it->second);
+      const auto gi = static_cast<std::size_t>(g);
+      if (first[gi].rank != r || first[gi].index != static_cast<std::int32_t>(i)) {
+        if (const std::string diff = structure_difference(global_entry(gi), info); !diff.empty())
+          throw UsageError("entry '" + info.name + "': the " + diff + " differs between " + rank_str(first[gi].rank) +
+                           " and " + rank_str(r));
+      }
+      ++holders[gi];
+      map.push_back(g);
     }
   }
-  for (std::size_t e = 0; e < global.entries.size(); ++e) {
-    const EntryInfo& info = global.entries[e];
+  const std::size_t n_entries = first.size();
+  for (std::size_t e = 0; e < n_entries; ++e) {
+    const EntryInfo& info = global_entry(e);
     if (info.distribution != Distribution::Sharded && holders[e] != world) {
       for (int r = 0; r < world; ++r) {
         const auto& map = local_to_global[static_cast<std::size_t>(r)];
@@ -130,94 +196,129 @@ GlobalPlan DefaultPlanner::create_global_plan(std::vector<SavePlan> local_plans)
     }
   }
 
-  // Gather each entry's items with their owners.
-  struct Owned {
-    int rank;
-    WriteItem item;
-  };
-  std::vector<std::vector<Owned>> by_entry(global.entries.size());
+  // Each entry's items with their owners, in rank order: a counting sort into one flat list.
+  std::vector<std::size_t> begin(n_entries + 1, 0);
   for (int r = 0; r < world; ++r) {
     const auto& map = local_to_global[static_cast<std::size_t>(r)];
-    for (WriteItem& item : local_plans[static_cast<std::size_t>(r)].items) {
+    for (WriteItem& item : plan_of(r).items) {
+      if (item.entry < 0 || static_cast<std::size_t>(item.entry) >= map.size())
+        throw InternalError("the local plan of " + rank_str(r) + " names entry " + std::to_string(item.entry) + " of " +
+                            std::to_string(map.size()));
       item.entry = map[static_cast<std::size_t>(item.entry)];
-      by_entry[static_cast<std::size_t>(item.entry)].push_back(Owned{r, std::move(item)});
+      ++begin[static_cast<std::size_t>(item.entry) + 1];
     }
   }
+  for (std::size_t e = 0; e < n_entries; ++e) begin[e + 1] += begin[e];
+  std::vector<ItemRef> refs(begin[n_entries]);
+  {
+    std::vector<std::size_t> next(begin.begin(), begin.end() - 1);
+    for (int r = 0; r < world; ++r) {
+      const auto& items = plan_of(r).items;
+      for (std::size_t i = 0; i < items.size(); ++i)
+        refs[next[static_cast<std::size_t>(items[i].entry)]++] = ItemRef{r, static_cast<std::int32_t>(i)};
+    }
+  }
+  auto item_of = [&](const ItemRef& ref) -> WriteItem& {
+    return plan_of(ref.rank).items[static_cast<std::size_t>(ref.index)];
+  };
 
-  std::vector<std::int64_t> load(static_cast<std::size_t>(world), 0);  // bytes assigned per rank
-  auto least_loaded = [&] { return static_cast<int>(std::min_element(load.begin(), load.end()) - load.begin()); };
+  for (int r = 0; r < world; ++r) global.items_per_rank[static_cast<std::size_t>(r)].reserve(plan_of(r).items.size());
+  LeastLoaded load(world);  // bytes assigned per rank
   auto assign = [&](int rank, WriteItem item, std::size_t element_size) {
-    if (detail::volume(item.region.shape) == 0) return;  // nothing to write (an empty blob)
-    load[static_cast<std::size_t>(rank)] += detail::volume(item.region.shape) * static_cast<std::int64_t>(element_size);
+    const std::int64_t elements = detail::volume(item.region.shape);
+    if (elements == 0) return;  // nothing to write (an empty blob)
+    load.add(rank, elements * static_cast<std::int64_t>(element_size));
     global.items_per_rank[static_cast<std::size_t>(rank)].push_back(std::move(item));
   };
 
-  for (std::size_t e = 0; e < global.entries.size(); ++e) {
-    EntryInfo& info = global.entries[e];
-    std::vector<Owned>& owned = by_entry[e];
+  std::vector<detail::BoxRef> boxes;
+  for (std::size_t e = 0; e < n_entries; ++e) {
+    EntryInfo& info = plan_of(first[e].rank).entries[static_cast<std::size_t>(first[e].index)];
+    const ItemRef* owned = refs.data() + begin[e];
+    const std::size_t n_owned = begin[e + 1] - begin[e];
     const std::size_t esize = dtype_size(info.dtype);
     if (info.kind == EntryKind::Array && info.distribution == Distribution::Sharded) {
-      std::vector<Region> regions;
-      regions.reserve(owned.size());
-      for (const Owned& o : owned) regions.push_back(o.item.region);
+      const std::size_t ndim = info.global_shape.size();
+      boxes.clear();
+      for (std::size_t k = 0; k < n_owned; ++k) {
+        const Region& region = item_of(owned[k]).region;
+        if (region.offset.size() != ndim || region.shape.size() != ndim)
+          throw UsageError("entry '" + info.name + "': region " + detail::to_string(region) + " of " +
+                           rank_str(owned[k].rank) + " has the wrong number of dimensions");
+        boxes.push_back(detail::BoxRef{region.offset.data(), region.shape.data()});
+      }
       std::size_t a = 0, b = 0;
-      if (detail::find_overlap(regions, a, b))
-        throw UsageError("entry '" + info.name + "': region " + detail::to_string(regions[a]) + " of " +
-                         rank_str(owned[a].rank) + " overlaps region " + detail::to_string(regions[b]) + " of " +
-                         rank_str(owned[b].rank) + " (only replicated entries may be held by two ranks)");
-      for (Owned& o : owned) assign(o.rank, std::move(o.item), esize);
+      if (detail::find_overlap(boxes, ndim, a, b))
+        throw UsageError("entry '" + info.name + "': region " + detail::to_string(item_of(owned[a]).region) + " of " +
+                         rank_str(owned[a].rank) + " overlaps region " + detail::to_string(item_of(owned[b]).region) +
+                         " of " + rank_str(owned[b].rank) + " (only replicated entries may be held by two ranks)");
+      for (std::size_t k = 0; k < n_owned; ++k) assign(owned[k].rank, std::move(item_of(owned[k])), esize);
     } else if (info.kind == EntryKind::Array) {  // replicated: every rank must hold the same chunks
-      std::vector<const WriteItem*> reference;
-      std::vector<std::vector<const WriteItem*>> per_rank(static_cast<std::size_t>(world));
-      for (const Owned& o : owned) per_rank[static_cast<std::size_t>(o.rank)].push_back(&o.item);
+      // The items are in rank order: rank 0's run first, then each other rank's.
+      std::size_t reference = 0;
+      while (reference < n_owned && owned[reference].rank == 0) ++reference;
+      std::size_t run = reference;  // where rank r's run starts
       for (int r = 1; r < world; ++r) {
-        const auto& mine = per_rank[static_cast<std::size_t>(r)];
-        bool same = mine.size() == per_rank[0].size();
-        for (std::size_t i = 0; same && i < mine.size(); ++i) same = mine[i]->region == per_rank[0][i]->region;
+        std::size_t end = run;
+        while (end < n_owned && owned[end].rank == r) ++end;
+        bool same = end - run == reference;
+        for (std::size_t i = 0; same && i < reference; ++i)
+          same = item_of(owned[run + i]).region == item_of(owned[i]).region;
         if (!same)
           throw UsageError("entry '" + info.name + "' is replicated but " + rank_str(r) +
                            " holds different chunks than rank 0");
+        run = end;
       }
-      for (const WriteItem* item : per_rank[0]) {
-        const std::int64_t bytes = detail::volume(item->region.shape) * static_cast<std::int64_t>(esize);
-        const std::int64_t rows = item->region.shape[0];
+      for (std::size_t i = 0; i < reference; ++i) {
+        const WriteItem& item = item_of(owned[i]);  // moved only in the last branch
+        const std::int64_t bytes = detail::volume(item.region.shape) * static_cast<std::int64_t>(esize);
+        const std::int64_t rows = item.region.shape[0];
         if (bytes >= m_replicated_split_bytes && world > 1 && rows > 1) {
           // Spread the bytes: rank k writes the k-th slab of the first dimension from its own copy.
           for (int k = 0; k < world; ++k) {
-            const std::int64_t begin = rows * k / world;
-            const std::int64_t end = rows * (k + 1) / world;
-            if (end == begin) continue;
-            WriteItem slab = *item;
-            slab.region.offset[0] += begin;
-            slab.region.shape[0] = end - begin;
+            const std::int64_t lo = rows * k / world;
+            const std::int64_t hi = rows * (k + 1) / world;
+            if (hi == lo) continue;
+            WriteItem slab = item;
+            slab.region.offset[0] += lo;
+            slab.region.shape[0] = hi - lo;
             assign(k, std::move(slab), esize);
           }
         } else {
-          assign(least_loaded(), *item, esize);
+          assign(load.least(), std::move(item_of(owned[i])), esize);
         }
       }
     } else if (info.kind == EntryKind::Bytes && info.distribution == Distribution::Replicated) {
-      for (const Owned& o : owned)
-        if (o.item.region.shape != owned.front().item.region.shape)
+      for (std::size_t k = 0; k < n_owned; ++k)
+        if (item_of(owned[k]).region.shape != item_of(owned[0]).region.shape)
           throw UsageError("entry '" + info.name + "' is a replicated blob but its size differs between " +
-                           rank_str(owned.front().rank) + " and " + rank_str(o.rank));
-      if (!owned.empty()) assign(least_loaded(), owned.front().item, esize);
+                           rank_str(owned[0].rank) + " and " + rank_str(owned[k].rank));
+      if (n_owned > 0) assign(load.least(), item_of(owned[0]), esize);
     } else if (info.kind == EntryKind::Bytes) {  // rank-local: side by side in rank order
       info.rank_offsets.assign(static_cast<std::size_t>(world) + 1, 0);
-      for (const Owned& o : owned) info.rank_offsets[static_cast<std::size_t>(o.rank) + 1] = o.item.region.shape[0];
+      for (std::size_t k = 0; k < n_owned; ++k)
+        info.rank_offsets[static_cast<std::size_t>(owned[k].rank) + 1] = item_of(owned[k]).region.shape[0];
       for (int r = 0; r < world; ++r)
         info.rank_offsets[static_cast<std::size_t>(r) + 1] += info.rank_offsets[static_cast<std::size_t>(r)];
       info.global_shape = {info.rank_offsets.back()};
-      for (Owned& o : owned) {
-        const std::int64_t start = info.rank_offsets[static_cast<std::size_t>(o.rank)];
-        o.item.region.offset = {start};
-        o.item.source_offset = {start};
-        assign(o.rank, std::move(o.item), esize);
+      for (std::size_t k = 0; k < n_owned; ++k) {
+        WriteItem& item = item_of(owned[k]);
+        const std::int64_t start = info.rank_offsets[static_cast<std::size_t>(owned[k].rank)];
+        item.region.offset = {start};
+        item.source_offset = {start};
+        assign(owned[k].rank, std::move(item), esize);
       }
     } else {  // rank-local scalars: one element per rank
-      for (Owned& o : owned) assign(o.rank, std::move(o.item), esize);
+      for (std::size_t k = 0; k < n_owned; ++k) assign(owned[k].rank, std::move(item_of(owned[k])), esize);
     }
   }
+
+  // The global entries, moved out of the local plans that introduced them (nothing views their
+  // names any more).
+  index_of.clear();
+  global.entries.reserve(n_entries);
+  for (std::size_t e = 0; e < n_entries; ++e)
+    global.entries.push_back(std::move(plan_of(first[e].rank).entries[static_cast<std::size_t>(first[e].index)]));
 
   // Collective write rounds per entry: the most items any one rank writes of it. Each rank's items
   // were appended entry by entry, so an entry's items form one run.
