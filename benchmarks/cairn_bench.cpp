@@ -565,7 +565,7 @@ std::vector<Backend> tuning_variants() {
   return {with("default", [](cairn::Hdf5Options&) {}),
           with("no-align", [](cairn::Hdf5Options& o) { o.alignment = 1; }),
           with("align-1MiB", [](cairn::Hdf5Options& o) { o.alignment = std::size_t{1} << 20; }),
-          with("independent", [](cairn::Hdf5Options& o) { o.collective_writes = false; }),
+          with("collective", [](cairn::Hdf5Options& o) { o.collective_writes = true; }),
           with("indep-meta", [](cairn::Hdf5Options& o) { o.collective_metadata = false; }),
           with("chunked", [](cairn::Hdf5Options& o) { o.chunked = true; }),
           with("cb-1-aggr", [](cairn::Hdf5Options& o) { o.mpi_hints = {{"cb_nodes", "1"}}; }),

@@ -90,19 +90,24 @@ class Planner {
 
 /// Cairn's planner: one dtype and global shape per name across ranks, chunks inside the shape, no
 /// region claimed by two ranks unless replicated. Replicated arrays are written once, their bytes
-/// spread across ranks in slabs of the first dimension.
+/// spread across ranks in slabs of the first dimension. Sharded chunks larger than
+/// `max_item_bytes` are written as several items, slabs of the first dimension: each is a chunk of
+/// the checkpoint with its own checksum, so a load onto another decomposition reads and checks
+/// little more than the slabs it needs, not every saved chunk it touches whole.
 class DefaultPlanner : public Planner {
  public:
-  /// Replicated arrays at least this large are split among ranks; smaller ones go whole to the
-  /// least loaded rank.
-  explicit DefaultPlanner(std::int64_t replicated_split_bytes = std::int64_t{1} << 20)
-      : m_replicated_split_bytes(replicated_split_bytes) {}
+  /// Replicated arrays at least `replicated_split_bytes` large are split among ranks; smaller ones
+  /// go whole to the least loaded rank. 0 as `max_item_bytes`: never split a sharded chunk.
+  explicit DefaultPlanner(std::int64_t replicated_split_bytes = std::int64_t{1} << 20,
+                          std::int64_t max_item_bytes = std::int64_t{16} << 20)
+      : m_replicated_split_bytes(replicated_split_bytes), m_max_item_bytes(max_item_bytes) {}
 
   SavePlan create_local_plan(const State& state, int rank, int world_size) override;
   GlobalPlan create_global_plan(std::vector<SavePlan> local_plans) override;
 
  private:
   std::int64_t m_replicated_split_bytes;
+  std::int64_t m_max_item_bytes;
 };
 
 }  // namespace cairn

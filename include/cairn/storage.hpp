@@ -96,9 +96,12 @@ struct Hdf5Options {
   /// directory (st_blksize: 4 KiB on ext4 and XFS, the stripe size on Lustre); 1: no alignment.
   std::size_t alignment = 0;
   std::size_t alignment_threshold = std::size_t{64} << 10;
-  /// Collective data writes (MPI-IO two-phase I/O, the aggregators write); false: every rank
-  /// writes its own hyperslabs independently.
-  bool collective_writes = true;
+  /// Collective data writes (MPI-IO two-phase I/O: aggregators gather and write); false: every
+  /// rank writes its own hyperslabs independently. Independent is the default: each rank's chunk is
+  /// one large contiguous run of a contiguous dataset, which gains nothing from aggregation, and
+  /// it measured as fast or faster (benchmarks/README.md). Collective buffering helps when chunks
+  /// are small or interleaved.
+  bool collective_writes = false;
   /// HDF5 metadata written collectively and read once then broadcast (H5Pset_coll_metadata_write,
   /// H5Pset_all_coll_metadata_ops).
   bool collective_metadata = true;

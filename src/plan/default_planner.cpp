@@ -252,7 +252,25 @@ GlobalPlan DefaultPlanner::create_global_plan(std::vector<SavePlan> local_plans)
         throw UsageError("entry '" + info.name + "': region " + detail::to_string(item_of(owned[a]).region) + " of " +
                          rank_str(owned[a].rank) + " overlaps region " + detail::to_string(item_of(owned[b]).region) +
                          " of " + rank_str(owned[b].rank) + " (only replicated entries may be held by two ranks)");
-      for (std::size_t k = 0; k < n_owned; ++k) assign(owned[k].rank, std::move(item_of(owned[k])), esize);
+      for (std::size_t k = 0; k < n_owned; ++k) {
+        WriteItem& item = item_of(owned[k]);
+        const std::int64_t bytes = detail::volume(item.region.shape) * static_cast<std::int64_t>(esize);
+        const std::int64_t rows = ndim > 0 ? item.region.shape[0] : 0;
+        if (m_max_item_bytes <= 0 || bytes <= m_max_item_bytes || rows < 2) {
+          assign(owned[k].rank, std::move(item), esize);
+          continue;
+        }
+        // Slabs of the first dimension, as even as the rows allow.
+        const std::int64_t pieces = std::min(rows, (bytes + m_max_item_bytes - 1) / m_max_item_bytes);
+        for (std::int64_t p = 0; p < pieces; ++p) {
+          const std::int64_t lo = rows * p / pieces;
+          const std::int64_t hi = rows * (p + 1) / pieces;
+          WriteItem slab = item;
+          slab.region.offset[0] += lo;
+          slab.region.shape[0] = hi - lo;
+          assign(owned[k].rank, std::move(slab), esize);
+        }
+      }
     } else if (info.kind == EntryKind::Array) {  // replicated: every rank must hold the same chunks
       // The items are in rank order: rank 0's run first, then each other rank's.
       std::size_t reference = 0;
