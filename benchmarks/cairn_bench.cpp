@@ -568,10 +568,14 @@ std::vector<Backend> tuning_variants() {
           with("collective", [](cairn::Hdf5Options& o) { o.collective_writes = true; }),
           with("indep-meta", [](cairn::Hdf5Options& o) { o.collective_metadata = false; }),
           with("chunked", [](cairn::Hdf5Options& o) { o.chunked = true; }),
-          with("cb-1-aggr", [](cairn::Hdf5Options& o) { o.mpi_hints = {{"cb_nodes", "1"}}; }),
-          with("cb-16MiB", [](cairn::Hdf5Options& o) { o.mpi_hints = {{"cb_buffer_size", "16777216"}}; })};
+          with("cb-1-aggr",
+               [](cairn::Hdf5Options& o) {
+                 o.mpi_hints = {{"cb_nodes", "1"}};
+               }),
+          with("cb-16MiB", [](cairn::Hdf5Options& o) {
+            o.mpi_hints = {{"cb_buffer_size", "16777216"}};
+          })};
 }
-
 
 // Rows of the first dimension that part `q` of `parts` holds of `total` rows (even split).
 std::pair<std::int64_t, std::int64_t> row_range(std::int64_t total, int parts, int q) {
@@ -583,7 +587,7 @@ std::pair<std::int64_t, std::int64_t> row_range(std::int64_t total, int parts, i
 // and the step, described as a State.
 struct Holder {
   std::vector<std::pair<std::int64_t, std::int64_t>> rows;  // (first row, rows) per chunk
-  std::vector<std::vector<std::vector<double>>> data;        // [array][chunk]
+  std::vector<std::vector<std::vector<double>>> data;       // [array][chunk]
   std::vector<double> replicated;
   std::int64_t step = 0;
   cairn::State state;
@@ -591,8 +595,8 @@ struct Holder {
   Holder(std::int64_t global_rows, std::vector<std::pair<std::int64_t, std::int64_t>> chunk_rows)
       : rows(std::move(chunk_rows)), data(n_arrays), replicated(static_cast<std::size_t>(replicated_elems)) {
     for (int a = 0; a < n_arrays; ++a) {
-      cairn::ArrayEntry& entry =
-          state.add_array("fields/array" + std::to_string(a), cairn::DType::Float64, {global_rows, inner_dim, inner_dim});
+      cairn::ArrayEntry& entry = state.add_array("fields/array" + std::to_string(a), cairn::DType::Float64,
+                                                 {global_rows, inner_dim, inner_dim});
       for (const auto& [first, n] : rows) {
         data[static_cast<std::size_t>(a)].emplace_back(static_cast<std::size_t>(n * row_elems));
         entry.add_chunk({first, 0, 0}, {n, inner_dim, inner_dim}, data[static_cast<std::size_t>(a)].back().data());
@@ -880,7 +884,9 @@ double ratio(double a, double b) {
   return b > 0.0 ? a / b : 0.0;
 }
 
-bool is_baseline(const std::string& name) { return name == "posix-raw" || name == "hdf5-hand"; }
+bool is_baseline(const std::string& name) {
+  return name == "posix-raw" || name == "hdf5-hand";
+}
 
 // The figures a series is judged by: throughput beside both baselines, or (reshard) time beside
 // the same backend's same-layout load.
@@ -951,8 +957,10 @@ void print_table(const std::vector<Result>& results, const Options& options, int
     if (r.op == "load" || r.op == "reshard") {
       double worst = 0.0;
       for (const Series& s : r.series) worst = std::max(worst, s.resident);
-      std::printf("reads may be served from a cache: the page cache is dropped (fsync + POSIX_FADV_DONTNEED) before "
-                  "every read; at most %.0f%% of a file's pages stayed resident\n", 100.0 * worst);
+      std::printf(
+          "reads may be served from a cache: the page cache is dropped (fsync + POSIX_FADV_DONTNEED) before "
+          "every read; at most %.0f%% of a file's pages stayed resident\n",
+          100.0 * worst);
       std::printf("load check (sampled values of every array, the replicated array, the step): %s\n",
                   r.verified ? "passed" : "FAILED");
     }

@@ -5,9 +5,9 @@
 #include "sim_state.hpp"
 #include "test_support.hpp"
 
+#include <sys/stat.h>
 #include <cstdio>
 #include <functional>
-#include <sys/stat.h>
 
 using namespace cairn;
 using namespace cairn::test;
@@ -21,9 +21,12 @@ struct WriterCase {
 
 std::vector<WriterCase> writer_cases() {
   std::vector<WriterCase> cases;
-  cases.push_back({"aggregated_per_node", [] { return std::shared_ptr<StorageWriter>(make_hdf5_aggregated_writer()); }});
-  cases.push_back({"aggregated_one_file", [] { return std::shared_ptr<StorageWriter>(make_hdf5_aggregated_writer(1)); }});
-  cases.push_back({"aggregated_two_files", [] { return std::shared_ptr<StorageWriter>(make_hdf5_aggregated_writer(2)); }});
+  cases.push_back(
+      {"aggregated_per_node", [] { return std::shared_ptr<StorageWriter>(make_hdf5_aggregated_writer()); }});
+  cases.push_back(
+      {"aggregated_one_file", [] { return std::shared_ptr<StorageWriter>(make_hdf5_aggregated_writer(1)); }});
+  cases.push_back(
+      {"aggregated_two_files", [] { return std::shared_ptr<StorageWriter>(make_hdf5_aggregated_writer(2)); }});
   cases.push_back(
       {"aggregated_file_per_rank", [] { return std::shared_ptr<StorageWriter>(make_hdf5_aggregated_writer(64)); }});
   cases.push_back({"hdf5_collective", [] {
@@ -61,7 +64,9 @@ const Decomposition kinds[] = {Decomposition::Slabs, Decomposition::Grid, Decomp
                                Decomposition::TwoPerRank};
 
 // Every array's value at a global linear index, exact in all three dtypes.
-double value_at(std::int64_t linear, int seed) { return static_cast<double>(linear % 1000) * 4.0 + seed; }
+double value_at(std::int64_t linear, int seed) {
+  return static_cast<double>(linear % 1000) * 4.0 + seed;
+}
 
 // Holds one rank's chunks of the three arrays (as doubles, converted on add), a replicated array,
 // rank-local bytes and scalars.
@@ -195,8 +200,8 @@ TEST_P(Layouts, EverySaveAndLoadRankCount) {
           loaded.clear();
           Checkpointer ck(load_comm);
           ck.load(loaded.state, id);
-          EXPECT_EQ(loaded.mismatches(n == m), 0) << wc.name << ": saved on " << n << " ranks, loaded on " << m
-                                                  << ", rank " << loaded.rank;
+          EXPECT_EQ(loaded.mismatches(n == m), 0)
+              << wc.name << ": saved on " << n << " ranks, loaded on " << m << ", rank " << loaded.rank;
           const VerifyReport report = ck.verify(id);
           EXPECT_TRUE(report.ok()) << wc.name << " " << id;
           EXPECT_GT(report.chunks_checked, 0);

@@ -2,6 +2,9 @@
 
 #include <xxhash.h>
 
+#include <cinttypes>
+#include <cstdio>
+
 namespace cairn::detail {
 
 std::uint64_t checksum(const void* data, std::size_t bytes) noexcept {
@@ -23,6 +26,12 @@ void Checksummer::update(const void* data, std::size_t bytes) noexcept {
 }
 std::uint64_t Checksummer::digest() const noexcept {
   return XXH3_64bits_digest(static_cast<const XXH3_state_t*>(m_state));
+}
+
+std::string checksum_hex(std::uint64_t value) {
+  char text[24];
+  std::snprintf(text, sizeof text, "0x%016" PRIx64, value);
+  return text;
 }
 
 }  // namespace cairn::detail

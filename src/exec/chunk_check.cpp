@@ -9,8 +9,6 @@
 #include "core/strided_copy.hpp"
 
 #include <algorithm>
-#include <cinttypes>
-#include <cstdio>
 #include <exception>
 #include <functional>
 #include <queue>
@@ -19,12 +17,6 @@
 namespace cairn::detail {
 
 namespace {
-
-std::string hex(std::uint64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof text, "0x%016" PRIx64, value);
-  return text;
-}
 
 // Element index of `point` in the row-major layout of `region`.
 std::int64_t linear_index(const Region& region, const Extents& point) {
@@ -179,7 +171,7 @@ void run_rounds(StorageReader& reader, ProcessGroup& group, std::vector<ChunkJob
         if (job.actual != chunk.checksum) {
           job.failed = true;
           job.message = describe_chunk(md, chunk) + " in " + source + ": checksum mismatch (saved " +
-                        hex(chunk.checksum) + ", read " + hex(job.actual) + "): the data is damaged";
+                        checksum_hex(chunk.checksum) + ", read " + checksum_hex(job.actual) + "): the data is damaged";
         }
       }
     }
@@ -233,8 +225,9 @@ void read_checked(StorageReader& reader, ProcessGroup& group, const std::vector<
       // (the whole region, or whole rows of it: a slab of the first dimension), in the stored
       // dtype, is read in place.
       if (job.targets.size() == 1 && contiguous_within(region, job.targets[0]->region))
-        job.in_place = static_cast<std::byte*>(job.targets[0]->destination) +
-                       linear_index(job.targets[0]->region, region.offset) * static_cast<std::int64_t>(job.element_size);
+        job.in_place =
+            static_cast<std::byte*>(job.targets[0]->destination) +
+            linear_index(job.targets[0]->region, region.offset) * static_cast<std::int64_t>(job.element_size);
       job.slices = row_major_slices(region, job.element_size, job.in_place ? in_place_round_bytes : buffer_bytes);
     }
   } catch (...) {

@@ -9,10 +9,7 @@
 #include "core/region.hpp"
 #include "storage/common/publish.hpp"
 
-
 #include <algorithm>
-#include <cinttypes>
-#include <cstdio>
 #include <numeric>
 #include <string>
 #include <vector>
@@ -20,12 +17,6 @@
 namespace cairn {
 
 namespace {
-
-std::string hex(std::uint64_t value) {
-  char text[24];
-  std::snprintf(text, sizeof text, "0x%016" PRIx64, value);
-  return text;
-}
 
 std::size_t region_bytes(const Metadata& md, const ChunkRecord& c) {
   return static_cast<std::size_t>(detail::volume(c.region.shape)) *
@@ -162,11 +153,11 @@ void convert_checkpoint(ProcessGroup& group, const std::string& from, const std:
           if (!slices[s].last) continue;
           const ChunkRecord& chunk = md.chunks[mine[slices[s].item]];
           if (sum.digest() != chunk.checksum)
-            throw CorruptCheckpointError("chunk " + detail::to_string(chunk.region) + " of entry '" +
-                                         md.entries[static_cast<std::size_t>(chunk.entry)].name + "' saved by rank " +
-                                         std::to_string(chunk.rank) + " in checkpoint '" + from +
-                                         "' does not match its checksum (stored " + hex(chunk.checksum) + ", read " +
-                                         hex(sum.digest()) + ")");
+            throw CorruptCheckpointError(
+                "chunk " + detail::to_string(chunk.region) + " of entry '" +
+                md.entries[static_cast<std::size_t>(chunk.entry)].name + "' saved by rank " +
+                std::to_string(chunk.rank) + " in checkpoint '" + from + "' does not match its checksum (stored " +
+                detail::checksum_hex(chunk.checksum) + ", read " + detail::checksum_hex(sum.digest()) + ")");
         }
       });
       detail::agree_on(group, what + " (write)", [&] { writer->write(buffers); });

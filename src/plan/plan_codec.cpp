@@ -41,48 +41,6 @@ std::vector<EntryInfo> decode_entries_from(ByteReader& in) {
   return entries;
 }
 
-// Feeds a state's structure to xxh3 through a small buffer (one call per few KiB, not per field).
-class StructureHash {
- public:
-  void bytes(const void* data, std::size_t n) {
-    if (m_used + n > sizeof m_buffer) {
-      flush();
-      if (n > sizeof m_buffer) {
-        m_sum.update(data, n);
-        return;
-      }
-    }
-    std::memcpy(m_buffer + m_used, data, n);
-    m_used += n;
-  }
-  void u64(std::uint64_t v) {
-    if (m_used + sizeof v > sizeof m_buffer) flush();
-    std::memcpy(m_buffer + m_used, &v, sizeof v);  // fixed size: no call
-    m_used += sizeof v;
-  }
-  void extents(const Extents& e) {
-    u64(e.size());
-    for (std::int64_t x : e) u64(static_cast<std::uint64_t>(x));
-  }
-  void text(const std::string& s) {
-    u64(s.size());
-    bytes(s.data(), s.size());
-  }
-  std::uint64_t digest() {
-    flush();
-    return m_sum.digest();
-  }
-
- private:
-  void flush() {
-    if (m_used != 0) m_sum.update(m_buffer, m_used);
-    m_used = 0;
-  }
-  Checksummer m_sum;
-  unsigned char m_buffer[4096];
-  std::size_t m_used = 0;
-};
-
 }  // namespace
 
 std::uint64_t plan_fingerprint(const State& state) {

@@ -74,7 +74,7 @@ class Hdf5AggregatedReader final : public StorageReader {
         datasets[e] = h5::dataset(h5::check(H5Dopen2(m_file.get(), info.name.c_str(), H5P_DEFAULT),
                                             "checkpoint file '" + m_path + "' lacks dataset '" + info.name + "'"));
       Handle space = h5::dataspace(h5::check(H5Dget_space(datasets[e].get()), "H5Dget_space"));
-      check_extent(space.get(), info);
+      h5::check_extent(space.get(), info, m_path);
       h5::select_region(space.get(), r.region.offset, r.region.shape);
       std::vector<hsize_t> dims(r.region.shape.begin(), r.region.shape.end());
       Handle mem = h5::dataspace(
@@ -100,7 +100,8 @@ class Hdf5AggregatedReader final : public StorageReader {
       throw CorruptCheckpointError("'" + m_path + "' is not an HDF5 file (damaged, truncated or not written by Cairn)");
     }
     const hid_t id = H5Fopen(m_path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
-    if (id < 0) throw CorruptCheckpointError("cannot open '" + m_path + "' (damaged or truncated?): " + h5::error_stack());
+    if (id < 0)
+      throw CorruptCheckpointError("cannot open '" + m_path + "' (damaged or truncated?): " + h5::error_stack());
     return h5::file(id);
   }
 
@@ -144,17 +145,6 @@ class Hdf5AggregatedReader final : public StorageReader {
         throw CorruptCheckpointError("'" + m_path + "' names part file " + std::to_string(p) + " of " +
                                      std::to_string(md.world_size) + " saved ranks");
     return parts;
-  }
-
-  void check_extent(hid_t space, const EntryInfo& info) const {
-    const int ndims = H5Sget_simple_extent_ndims(space);
-    std::vector<hsize_t> dims(ndims > 0 ? static_cast<std::size_t>(ndims) : 0);
-    if (ndims > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
-    bool same = dims.size() == info.global_shape.size();
-    for (std::size_t d = 0; same && d < dims.size(); ++d) same = dims[d] == static_cast<hsize_t>(info.global_shape[d]);
-    if (!same)
-      throw CorruptCheckpointError("dataset '" + info.name + "' of '" + m_path +
-                                   "' does not have the shape its metadata records");
   }
 
   ProcessGroup* m_group = nullptr;

@@ -246,7 +246,8 @@ class Hdf5AggregatedWriter final : public StorageWriter {
         last_rank = item.rank;
       }
       if (item.entry < 0 || static_cast<std::size_t>(item.entry) >= m_entries->size())
-        throw InternalError("rank " + std::to_string(item.rank) + " has an item of entry " + std::to_string(item.entry));
+        throw InternalError("rank " + std::to_string(item.rank) + " has an item of entry " +
+                            std::to_string(item.entry));
       const EntryInfo& info = (*m_entries)[static_cast<std::size_t>(item.entry)];
       std::vector<hsize_t> dims(item.region.shape.begin(), item.region.shape.end());
       Handle space = h5::dataspace(h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
@@ -304,8 +305,7 @@ class Hdf5AggregatedWriter final : public StorageWriter {
         Handle src = h5::dataspace(h5::check(
             H5Screate_simple(static_cast<int>(src_dims.size()), src_dims.data(), nullptr), "H5Screate_simple"));
         h5::select_region(vspace.get(), record.region.offset, record.region.shape);
-        const std::string source_file =
-            h5::part_file_name(m_part_of_rank.at(static_cast<std::size_t>(record.rank)));
+        const std::string source_file = h5::part_file_name(m_part_of_rank.at(static_cast<std::size_t>(record.rank)));
         const std::string source_dataset = h5::item_dataset_name(record.rank, item_index[c]);
         // A relative file name: HDF5 looks for it beside data.h5, wherever the checkpoint is moved.
         h5::check_status(
@@ -336,8 +336,8 @@ class Hdf5AggregatedWriter final : public StorageWriter {
       if (h5::is_dataset(e)) continue;
       const std::vector<std::string> parents = detail::parent_groups(e.name);
       const std::string parent = parents.empty() ? "/" : parents.back();
-      Handle target = h5::group(
-          h5::check(H5Gopen2(file.get(), parent.c_str(), H5P_DEFAULT), "cannot open group '" + parent + "'"));
+      Handle target =
+          h5::group(h5::check(H5Gopen2(file.get(), parent.c_str(), H5P_DEFAULT), "cannot open group '" + parent + "'"));
       h5::write_attribute(target.get(), std::string(detail::leaf_name(e.name)), e.value);
     }
     meta_group.close();
@@ -348,9 +348,9 @@ class Hdf5AggregatedWriter final : public StorageWriter {
     const hsize_t n = count;
     Handle space = h5::dataspace(h5::check(H5Screate_simple(1, &n, nullptr), "H5Screate_simple"));
     Handle type = h5::file_type(dtype);
-    Handle dset = h5::dataset(h5::check(
-        H5Dcreate2(file, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-        std::string("cannot create '") + name + "'"));
+    Handle dset =
+        h5::dataset(h5::check(H5Dcreate2(file, name, type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
+                              std::string("cannot create '") + name + "'"));
     Handle mem_type = h5::memory_type(dtype);
     h5::check_status(H5Dwrite(dset.get(), mem_type.get(), H5S_ALL, H5S_ALL, H5P_DEFAULT, data),
                      std::string("cannot write '") + name + "'");
@@ -379,8 +379,9 @@ class Hdf5AggregatedWriter final : public StorageWriter {
 }  // namespace
 
 std::unique_ptr<StorageWriter> make_hdf5_aggregated_writer(int files, const Hdf5Options& options) {
-  if (files < 0) throw UsageError("make_hdf5_aggregated_writer: files must be 0 (one per node) or more, not " +
-                                  std::to_string(files));
+  if (files < 0)
+    throw UsageError("make_hdf5_aggregated_writer: files must be 0 (one per node) or more, not " +
+                     std::to_string(files));
   return std::make_unique<Hdf5AggregatedWriter>(files, options);
 }
 

@@ -123,6 +123,9 @@ Handle empty_selection_space();
 namespace cairn::detail::h5 {
 /// Entries stored as datasets: everything but replicated scalars, which are attributes.
 bool is_dataset(const EntryInfo& e);
+/// Throws CorruptCheckpointError when the dataspace `space` of entry `info` in file `path` does
+/// not have the global shape the metadata records.
+void check_extent(hid_t space, const EntryInfo& info, const std::string& path);
 /// Writes a scalar attribute `name` on `target` (int64, float64 or a UTF-8 string h5py reads as str).
 void write_attribute(hid_t target, const std::string& name, const ScalarValue& value);
 }  // namespace cairn::detail::h5

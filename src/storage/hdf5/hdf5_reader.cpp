@@ -3,6 +3,7 @@
 #include <cairn/storage.hpp>
 
 #include "core/metadata_codec.hpp"
+#include "storage/common/delegating_reader.hpp"
 #include "storage/common/publish.hpp"
 #include "storage/hdf5/hdf5_aggregated.hpp"
 #include "storage/hdf5/hdf5_handle.hpp"
@@ -107,7 +108,7 @@ class Hdf5Reader final : public StorageReader {
         Handle dset = h5::dataset(h5::check(H5Dopen2(m_file.get(), info.name.c_str(), H5P_DEFAULT),
                                             "checkpoint file '" + m_path + "' lacks dataset '" + info.name + "'"));
         Handle file_space = h5::dataspace(h5::check(H5Dget_space(dset.get()), "H5Dget_space"));
-        check_extent(file_space.get(), info);
+        h5::check_extent(file_space.get(), info, m_path);
         for (const ReadRequest* request : by_entry[e]) {
           herr_t rc;
           {
@@ -136,17 +137,6 @@ class Hdf5Reader final : public StorageReader {
   }
 
  private:
-  void check_extent(hid_t space, const EntryInfo& info) const {
-    const int ndims = H5Sget_simple_extent_ndims(space);
-    std::vector<hsize_t> dims(ndims > 0 ? static_cast<std::size_t>(ndims) : 0);
-    if (ndims > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
-    bool same = dims.size() == info.global_shape.size();
-    for (std::size_t d = 0; same && d < dims.size(); ++d) same = dims[d] == static_cast<hsize_t>(info.global_shape[d]);
-    if (!same)
-      throw CorruptCheckpointError("dataset '" + info.name + "' of '" + m_path +
-                                   "' does not have the shape its metadata records");
-  }
-
   // Groups up to this size read with HDF5's POSIX driver, larger ones through MPI-IO.
   static constexpr int posix_driver_ranks = 64;
 
@@ -190,7 +180,7 @@ bool is_aggregated(const std::string& path) {
 
 // Picks the layout on open: one shared file, or one file per saving rank (saves without
 // collectives). Rank 0 looks and tells the others, so that every rank opens the same way.
-class Hdf5LayoutReader final : public StorageReader {
+class Hdf5LayoutReader final : public detail::DelegatingReader {
  public:
   void open(const std::string& directory, ProcessGroup& group) override {
     enum : std::int64_t { shared_file, rank_files, aggregated };
@@ -214,20 +204,6 @@ class Hdf5LayoutReader final : public StorageReader {
       m_inner = std::make_unique<Hdf5Reader>();
     m_inner->open(directory, group);
   }
-  const Metadata& metadata() const override {
-    if (!m_inner) throw UsageError("the metadata of a checkpoint reader that was never opened");
-    return m_inner->metadata();
-  }
-  void read(const std::vector<ReadRequest>& requests) override {
-    if (!m_inner) throw UsageError("read from a checkpoint reader that was never opened");
-    m_inner->read(requests);
-  }
-  void close() noexcept override {
-    if (m_inner) m_inner->close();
-  }
-
- private:
-  std::unique_ptr<StorageReader> m_inner;
 };
 
 }  // namespace

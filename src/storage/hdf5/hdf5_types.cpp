@@ -248,6 +248,17 @@ bool is_dataset(const EntryInfo& e) {
   return !(e.kind == EntryKind::Scalar && e.distribution == Distribution::Replicated);
 }
 
+void check_extent(hid_t space, const EntryInfo& info, const std::string& path) {
+  const int ndims = H5Sget_simple_extent_ndims(space);
+  std::vector<hsize_t> dims(ndims > 0 ? static_cast<std::size_t>(ndims) : 0);
+  if (ndims > 0) H5Sget_simple_extent_dims(space, dims.data(), nullptr);
+  bool same = dims.size() == info.global_shape.size();
+  for (std::size_t d = 0; same && d < dims.size(); ++d) same = dims[d] == static_cast<hsize_t>(info.global_shape[d]);
+  if (!same)
+    throw CorruptCheckpointError("dataset '" + info.name + "' of '" + path +
+                                 "' does not have the shape its metadata records");
+}
+
 void write_attribute(hid_t target, const std::string& name, const ScalarValue& value) {
   Handle space = dataspace(check(H5Screate(H5S_SCALAR), "H5Screate"));
   Handle type;
@@ -269,9 +280,8 @@ void write_attribute(hid_t target, const std::string& name, const ScalarValue& v
   } else {
     throw InternalError("attribute '" + name + "' has no value");
   }
-  Handle attr =
-      attribute(check(H5Acreate2(target, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
-                              "cannot create attribute '" + name + "'"));
+  Handle attr = attribute(check(H5Acreate2(target, name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT),
+                                "cannot create attribute '" + name + "'"));
   check_status(H5Awrite(attr.get(), type.get(), data), "cannot write attribute '" + name + "'");
 }
 

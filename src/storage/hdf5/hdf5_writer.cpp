@@ -78,9 +78,9 @@ class Hdf5Writer final : public StorageWriter {
         }
       }
       const hid_t create = chunked_dcpl.valid() ? chunked_dcpl.get() : dcpl.get();
-      Handle dset = h5::dataset(h5::check(
-          H5Dcreate2(m_file.get(), e.name.c_str(), type.get(), space.get(), H5P_DEFAULT, create, H5P_DEFAULT),
-          "cannot create dataset '" + e.name + "' in '" + m_path + "'"));
+      Handle dset = h5::dataset(
+          h5::check(H5Dcreate2(m_file.get(), e.name.c_str(), type.get(), space.get(), H5P_DEFAULT, create, H5P_DEFAULT),
+                    "cannot create dataset '" + e.name + "' in '" + m_path + "'"));
       note_extent(dset.get());
       if (!dset.close()) throw StorageError("cannot close dataset '" + e.name + "': " + h5::error_stack());
     }

@@ -1,9 +1,9 @@
 // The default reader: tells Cairn's layouts apart when a checkpoint is opened. Rank 0 looks at the
 // directory and tells the others, so that every rank opens it the same way.
-#include <cairn/error.hpp>
 #include <cairn/process_group.hpp>
 #include <cairn/storage.hpp>
 
+#include "storage/common/delegating_reader.hpp"
 #include "storage/posix/posix_storage.hpp"
 
 #include <sys/stat.h>
@@ -11,13 +11,12 @@
 #include <cstdint>
 #include <memory>
 #include <string>
-#include <vector>
 
 namespace cairn {
 
 namespace {
 
-class AnyLayoutReader final : public StorageReader {
+class AnyLayoutReader final : public detail::DelegatingReader {
  public:
   void open(const std::string& directory, ProcessGroup& group) override {
     // The posix layout has its own metadata file; everything else is HDF5 (whose reader tells
@@ -31,20 +30,6 @@ class AnyLayoutReader final : public StorageReader {
     m_inner = posix ? make_posix_reader() : make_hdf5_reader();
     m_inner->open(directory, group);
   }
-  const Metadata& metadata() const override {
-    if (!m_inner) throw UsageError("the metadata of a checkpoint reader that was never opened");
-    return m_inner->metadata();
-  }
-  void read(const std::vector<ReadRequest>& requests) override {
-    if (!m_inner) throw UsageError("read from a checkpoint reader that was never opened");
-    m_inner->read(requests);
-  }
-  void close() noexcept override {
-    if (m_inner) m_inner->close();
-  }
-
- private:
-  std::unique_ptr<StorageReader> m_inner;
 };
 
 }  // namespace
