@@ -206,3 +206,35 @@ TEST(Staging, PiecesCoverEveryItemOnceInRowMajorOrderWithinTheBudget) {
   }
   EXPECT_THROW(split_into_pieces(plan, 4), UsageError);  // smaller than one element
 }
+
+// RegionIndex finds exactly the regions a brute-force scan finds: slabs, uneven 2-D blocks, long
+// regions that span many others, and boxes that touch nothing.
+TEST(RegionIndex, AgreesWithAScanOfEveryRegion) {
+  std::vector<Region> regions;
+  std::int64_t row = 0;
+  for (int k = 0; k < 40; ++k) {  // 2-D blocks: slabs of uneven rows, each cut in two columns
+    const std::int64_t rows = 1 + (k * 7) % 5;
+    regions.push_back(Region{{row, 0}, {rows, 3}});
+    regions.push_back(Region{{row, 3}, {rows, 5}});
+    row += rows;
+  }
+  regions.push_back(Region{{row, 0}, {50, 8}});  // one long region after them
+  RegionIndex index;
+  for (std::size_t i = 0; i < regions.size(); ++i) index.add(&regions[i], i);
+  index.build();
+  const std::int64_t total = row + 50;
+  for (std::int64_t lo = -2; lo < total + 2; lo += 3)
+    for (std::int64_t rows : {1, 4, 17}) {
+      const Region box{{lo, 2}, {rows, 3}};
+      std::vector<std::size_t> expected, found;
+      Region part;
+      for (std::size_t i = 0; i < regions.size(); ++i)
+        if (intersect(regions[i], box, part)) expected.push_back(i);
+      index.for_each_intersecting(box, [&](std::size_t id, const Region& p) {
+        found.push_back(id);
+        EXPECT_TRUE(contains(box, p));
+      });
+      std::sort(found.begin(), found.end());
+      EXPECT_EQ(found, expected) << to_string(box);
+    }
+}

@@ -88,6 +88,52 @@ struct BoxRef {
 /// find_overlap over boxes of `ndim` dimensions each.
 bool find_overlap(const std::vector<BoxRef>& boxes, std::size_t ndim, std::size_t& first, std::size_t& second);
 
+/// The saved chunks of one entry, sorted by where they start in the first dimension, so that the
+/// chunks a requested region touches are found by a binary search rather than a scan of every
+/// chunk (a load plans in O((requests + chunks) log chunks), not requests x chunks).
+class RegionIndex {
+ public:
+  /// `region` must outlive the index; `id` is handed back by for_each_intersecting.
+  void add(const Region* region, std::size_t id) {
+    m_items.push_back(Item{region->offset.empty() ? 0 : region->offset[0], region, id});
+    if (region->shape.empty())
+      m_whole_scan = true;
+    else
+      m_max_rows = std::max(m_max_rows, region->shape[0]);
+  }
+  /// Call once after the last add().
+  void build() {
+    std::sort(m_items.begin(), m_items.end(), [](const Item& a, const Item& b) { return a.first < b.first; });
+  }
+  /// Calls visit(id, intersection) for every added region that intersects `box`, in order of
+  /// their first-dimension offset.
+  template <class Visit>
+  void for_each_intersecting(const Region& box, Visit&& visit) const {
+    Region part;
+    auto at = m_items.begin();
+    if (!m_whole_scan && !box.offset.empty()) {
+      // A region of at most m_max_rows rows that reaches box's first row starts after this.
+      const std::int64_t earliest = box.offset[0] - m_max_rows + 1;
+      at = std::lower_bound(m_items.begin(), m_items.end(), earliest,
+                            [](const Item& item, std::int64_t value) { return item.first < value; });
+    }
+    for (; at != m_items.end(); ++at) {
+      if (!m_whole_scan && !box.offset.empty() && at->first >= box.offset[0] + box.shape[0]) break;
+      if (intersect(*at->region, box, part)) visit(at->id, part);
+    }
+  }
+
+ private:
+  struct Item {
+    std::int64_t first;  // offset in the first dimension
+    const Region* region;
+    std::size_t id;
+  };
+  std::vector<Item> m_items;
+  std::int64_t m_max_rows = 0;
+  bool m_whole_scan = false;  // 0-d regions: no first dimension to search by
+};
+
 /// Row-major slices of `region` (elements of `element_size` bytes), each at most `max_bytes`
 /// where a single element allows, in order: slice k + 1 starts where slice k ends, so their bytes
 /// in turn are the region's row-major bytes.

@@ -787,8 +787,10 @@ void Checkpointer::Impl::load_on(ProcessGroup& g, State& state, const std::strin
       std::unordered_map<std::string_view, std::int32_t> index_of;
       for (std::size_t e = 0; e < md.entries.size(); ++e)
         index_of.emplace(md.entries[e].name, static_cast<std::int32_t>(e));
-      std::vector<std::vector<const Region*>> saved_regions(md.entries.size());
-      for (const ChunkRecord& c : md.chunks) saved_regions[static_cast<std::size_t>(c.entry)].push_back(&c.region);
+      std::vector<detail::RegionIndex> saved_regions(md.entries.size());
+      for (std::size_t c = 0; c < md.chunks.size(); ++c)
+        saved_regions[static_cast<std::size_t>(md.chunks[c].entry)].add(&md.chunks[c].region, c);
+      for (detail::RegionIndex& saved : saved_regions) saved.build();
       // Pending copies keep their buffers at stable addresses.
       std::size_t n_copies = 0;
       for (const Entry& entry : state.entries())
@@ -830,9 +832,8 @@ void Checkpointer::Impl::load_on(ProcessGroup& g, State& state, const std::strin
           for (const Chunk& chunk : array->chunks) {
             const Region wanted{chunk.offset, chunk.shape};
             std::int64_t covered = 0;
-            Region part;
-            for (const Region* saved : saved_regions[static_cast<std::size_t>(index)])
-              if (detail::intersect(*saved, wanted, part)) covered += detail::volume(part.shape);
+            saved_regions[static_cast<std::size_t>(index)].for_each_intersecting(
+                wanted, [&](std::size_t, const Region& part) { covered += detail::volume(part.shape); });
             if (covered != detail::volume(wanted.shape))
               throw UsageError(where + ": region " + detail::to_string(wanted) +
                                " was not entirely written by the save (the checkpoint holds part of it)");

@@ -187,9 +187,11 @@ void read_checked(StorageReader& reader, ProcessGroup& group, const std::vector<
   std::vector<ChunkJob> jobs;
   std::vector<ReadRequest> converted;  // read again with conversion once checked
   try {
-    std::vector<std::vector<std::size_t>> chunks_of(md.entries.size());
+    std::vector<RegionIndex> chunks_of(md.entries.size());
     for (std::size_t c = 0; c < md.chunks.size(); ++c)
-      if (volume(md.chunks[c].region.shape) > 0) chunks_of[static_cast<std::size_t>(md.chunks[c].entry)].push_back(c);
+      if (volume(md.chunks[c].region.shape) > 0)
+        chunks_of[static_cast<std::size_t>(md.chunks[c].entry)].add(&md.chunks[c].region, c);
+    for (RegionIndex& index : chunks_of) index.build();
     std::unordered_map<std::size_t, std::size_t> job_of;  // chunk index -> job
     for (const ReadRequest& request : requests) {
       const auto e = static_cast<std::size_t>(request.entry);
@@ -199,12 +201,10 @@ void read_checked(StorageReader& reader, ProcessGroup& group, const std::vector<
       if (!same_dtype) converted.push_back(request);
       std::int64_t covered = 0;
       std::vector<std::size_t> touched;
-      Region part;
-      for (std::size_t c : chunks_of[e]) {
-        if (!intersect(md.chunks[c].region, request.region, part)) continue;
+      chunks_of[e].for_each_intersecting(request.region, [&](std::size_t c, const Region& part) {
         covered += volume(part.shape);
         touched.push_back(c);
-      }
+      });
       if (covered < volume(request.region.shape))
         throw CorruptCheckpointError("entry '" + info.name + "': region " + to_string(request.region) + " of " +
                                      source + " is not covered by the chunks its metadata records");
