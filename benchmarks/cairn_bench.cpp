@@ -685,7 +685,10 @@ class Bench {
     std::vector<std::string> previous(result.series.size());
     for (int i = 0; i < m_options.runs; ++i) {
       const std::string n = std::to_string(i);
-      for (std::size_t m = 0; m < result.series.size(); ++m) {
+      // Each run starts with another method: the first write after the previous run's files were
+      // removed can meet the disk still freeing them, and that must not always be the same method.
+      for (std::size_t step = 0; step < result.series.size(); ++step) {
+        const std::size_t m = (step + static_cast<std::size_t>(i)) % result.series.size();
         Series& s = result.series[m];
         const std::string path = m_work + "/" + s.name + "_run" + n;
         if (m < methods.size()) {

@@ -149,7 +149,9 @@ class Checkpointer {
   SaveFuture async_save(const State& state, const std::string& id, const SaveOptions& options = {});
 
   /// Collective. async_save(state, id, options).get(): returns once the checkpoint is published
-  /// and durable, throws what get() throws.
+  /// and durable, throws what get() throws. The caller waits, so its arrays cannot change while
+  /// they are written: StagingMode::Copy (the default) writes them straight from the caller's
+  /// memory as ZeroCopy does, without a staging copy.
   void save(const State& state, const std::string& id, const SaveOptions& options = {});
 
   /// Collective. Fills every chunk, blob and scalar of `state` from checkpoint `id`, whatever the

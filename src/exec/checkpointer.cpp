@@ -969,7 +969,14 @@ SaveFuture Checkpointer::async_save(const State& state, const std::string& id, c
 }
 
 void Checkpointer::save(const State& state, const std::string& id, const SaveOptions& options) {
-  m_impl->async_save(state, id, options).get();
+  if (options.staging != StagingMode::Copy) {
+    m_impl->async_save(state, id, options).get();
+    return;
+  }
+  // Nothing can change the arrays until this returns: a staging copy would only cost time and memory.
+  SaveOptions direct = options;
+  direct.staging = StagingMode::ZeroCopy;
+  m_impl->async_save(state, id, direct).get();
 }
 
 void Checkpointer::load(State& state, const std::string& id, const LoadOptions& options) {
