@@ -3,6 +3,7 @@
 #include <cairn/storage.hpp>
 
 #include "core/metadata_codec.hpp"
+#include "core/region.hpp"
 #include "storage/common/delegating_reader.hpp"
 #include "storage/common/publish.hpp"
 #include "storage/hdf5/hdf5_aggregated.hpp"
@@ -14,6 +15,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <exception>
 #include <string>
@@ -109,7 +111,12 @@ class Hdf5Reader final : public StorageReader {
                                             "checkpoint file '" + m_path + "' lacks dataset '" + info.name + "'"));
         Handle file_space = h5::dataspace(h5::check(H5Dget_space(dset.get()), "H5Dget_space"));
         h5::check_extent(file_space.get(), info, m_path);
+        const haddr_t base = direct_offset(dset.get(), info);
         for (const ReadRequest* request : by_entry[e]) {
+          if (base != HADDR_UNDEF && request->dtype == info.dtype) {
+            read_direct(*request, info, base);
+            continue;
+          }
           herr_t rc;
           {
             const ReadRequest& r = *request;
@@ -133,15 +140,93 @@ class Hdf5Reader final : public StorageReader {
 
   void close() noexcept override {
     h5::QuietErrors quiet;
+    if (m_fd >= 0) ::close(m_fd);
+    m_fd = -1;
     m_file.close();
   }
 
+  ~Hdf5Reader() override {
+    if (m_fd >= 0) ::close(m_fd);
+  }
+
  private:
+  // Where a dataset's bytes start in the file, when they can be read with plain pread: HDF5's
+  // POSIX driver, a contiguous allocated dataset, stored exactly as Cairn's memory type on this
+  // (little-endian) host. HADDR_UNDEF otherwise, and HDF5 reads it.
+  haddr_t direct_offset(hid_t dset, const EntryInfo& info) const {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    if (!m_posix_driver) return HADDR_UNDEF;
+    Handle dcpl = h5::plist(H5Dget_create_plist(dset));
+    if (!dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_CONTIGUOUS) return HADDR_UNDEF;
+    Handle stored = h5::datatype(H5Dget_type(dset));
+    Handle wanted = h5::memory_type(info.dtype);
+    if (!stored.valid() || H5Tequal(stored.get(), wanted.get()) <= 0) return HADDR_UNDEF;
+    const haddr_t offset = H5Dget_offset(dset);
+    H5Eclear2(H5E_DEFAULT);
+    return offset;
+#else
+    (void)dset;
+    (void)info;
+    return HADDR_UNDEF;
+#endif
+  }
+
+  // Reads `r` with pread, one call per contiguous run of the region in the file (one call for a
+  // slab of the first dimension), straight into the destination.
+  void read_direct(const ReadRequest& r, const EntryInfo& info, haddr_t base) {
+    const std::size_t ndim = r.region.shape.size();
+    if (ndim == 0 || detail::volume(r.region.shape) == 0) return;
+    if (m_fd < 0) {
+      m_fd = ::open(m_path.c_str(), O_RDONLY | O_CLOEXEC);
+      if (m_fd < 0) throw StorageError("cannot read '" + m_path + "': " + detail::errno_text(errno));
+    }
+    const auto esize = static_cast<std::int64_t>(dtype_size(info.dtype));
+    const Extents& global = info.global_shape;
+    // Dimensions from `inner` on are read whole (all but the first of them in full): one run.
+    std::size_t inner = ndim - 1;
+    while (inner > 0 && r.region.offset[inner] == 0 && r.region.shape[inner] == global[inner]) --inner;
+    std::int64_t run = r.region.shape[inner];
+    for (std::size_t d = inner + 1; d < ndim; ++d) run *= global[d];
+    const auto run_bytes = static_cast<std::size_t>(run * esize);
+    Extents index(r.region.offset);  // the first element of the current run
+    auto* out = static_cast<std::byte*>(r.destination);
+    while (true) {
+      std::int64_t linear = 0;
+      for (std::size_t d = 0; d < ndim; ++d) linear = linear * global[d] + index[d];
+      pread_exactly(out, run_bytes, static_cast<off_t>(base) + static_cast<off_t>(linear * esize), info);
+      out += run_bytes;
+      // The next run: count through the dimensions before `inner`.
+      std::size_t d = inner;
+      while (d > 0) {
+        --d;
+        if (++index[d] < r.region.offset[d] + r.region.shape[d]) break;
+        index[d] = r.region.offset[d];
+        if (d == 0) return;
+      }
+      if (inner == 0) return;
+    }
+  }
+
+  void pread_exactly(std::byte* out, std::size_t bytes, off_t at, const EntryInfo& info) const {
+    while (bytes > 0) {
+      const ssize_t n = ::pread(m_fd, out, std::min(bytes, std::size_t{1} << 30), at);
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0)
+        throw StorageError(
+            "cannot read dataset '" + info.name + "' of '" + m_path +
+            "': " + (n == 0 ? std::string("the file is shorter than its metadata says") : detail::errno_text(errno)));
+      out += n;
+      at += n;
+      bytes -= static_cast<std::size_t>(n);
+    }
+  }
+
   // Groups up to this size read with HDF5's POSIX driver, larger ones through MPI-IO.
   static constexpr int posix_driver_ranks = 64;
 
   ProcessGroup* m_group = nullptr;
   bool m_posix_driver = false;
+  int m_fd = -1;  // the file for direct reads, opened on first use
   std::string m_path;
   Handle m_file;
   Metadata m_metadata;
