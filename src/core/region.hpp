@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <limits>
 #include <string>
 #include <vector>
 
@@ -18,6 +19,22 @@ inline std::int64_t volume(const Extents& shape) {
 }
 
 /// True when `inner` lies inside `outer` (same rank assumed).
+/// Adds the number of elements of `shape` (non-negative extents) to `total`; false, leaving
+/// `total` alone, when that does not fit in 64 bits (which only hostile checkpoint files reach).
+inline bool add_volume(std::int64_t& total, const Extents& shape) {
+  constexpr std::int64_t max = std::numeric_limits<std::int64_t>::max();
+  for (std::int64_t e : shape)
+    if (e == 0) return true;
+  std::int64_t n = 1;
+  for (std::int64_t e : shape) {
+    if (n > max / e) return false;
+    n *= e;
+  }
+  if (total > max - n) return false;
+  total += n;
+  return true;
+}
+
 inline bool contains(const Region& outer, const Region& inner) {
   for (std::size_t d = 0; d < outer.shape.size(); ++d) {
     if (inner.offset[d] < outer.offset[d]) return false;

@@ -155,22 +155,6 @@ bool is_rank_local_blob(const EntryInfo& e) {
   return e.kind == EntryKind::Bytes && e.distribution == Distribution::RankLocal;
 }
 
-// Adds the number of elements of `shape` (non-negative extents) to `total`; false when that does
-// not fit in 64 bits, which only hostile files reach.
-bool add_volume(std::int64_t& total, const Extents& shape) {
-  constexpr std::int64_t max = std::numeric_limits<std::int64_t>::max();
-  for (std::int64_t e : shape)
-    if (e == 0) return true;
-  std::int64_t n = 1;
-  for (std::int64_t e : shape) {
-    if (n > max / e) return false;
-    n *= e;
-  }
-  if (total > max - n) return false;
-  total += n;
-  return true;
-}
-
 // Merges the rank files' metadata into the metadata of a shared-file checkpoint of the same save,
 // and locates every chunk dataset in the merged index space. Throws CorruptCheckpointError.
 void merge(const std::string& directory, std::vector<RankFile>& files, Metadata& merged,
@@ -265,7 +249,7 @@ void merge(const std::string& directory, std::vector<RankFile>& files, Metadata&
       if (c.rank != r)
         throw CorruptCheckpointError("'" + path_of(r) + "' records a chunk of rank " + std::to_string(c.rank));
       place(r, c.entry, c.region, c.entry, "a chunk record");
-      if (!add_volume(chunk_volume[static_cast<std::size_t>(c.entry)], c.region.shape))
+      if (!detail::add_volume(chunk_volume[static_cast<std::size_t>(c.entry)], c.region.shape))
         throw CorruptCheckpointError("the chunk records of entry '" +
                                      merged.entries[static_cast<std::size_t>(c.entry)].name + "' (up to '" +
                                      path_of(r) + "') add up to more than 2^63 elements");
@@ -273,7 +257,7 @@ void merge(const std::string& directory, std::vector<RankFile>& files, Metadata&
     }
     for (DatasetRef d : file.datasets) {
       place(r, d.entry, d.region, d.entry, "chunk dataset " + std::to_string(d.index));
-      if (!add_volume(dataset_volume[static_cast<std::size_t>(d.entry)], d.region.shape))
+      if (!detail::add_volume(dataset_volume[static_cast<std::size_t>(d.entry)], d.region.shape))
         throw CorruptCheckpointError("the chunk datasets of entry '" +
                                      merged.entries[static_cast<std::size_t>(d.entry)].name + "' (up to '" +
                                      path_of(r) + "') add up to more than 2^63 elements");

@@ -236,21 +236,6 @@ struct Layout {
   std::vector<px::Piece> pieces;
 };
 
-// Adds the element count of `shape` to `total`; false on 64-bit overflow (hostile files only).
-bool add_volume(std::int64_t& total, const Extents& shape) {
-  constexpr std::int64_t max = std::numeric_limits<std::int64_t>::max();
-  for (std::int64_t e : shape)
-    if (e == 0) return true;
-  std::int64_t n = 1;
-  for (std::int64_t e : shape) {
-    if (n > max / e) return false;
-    n *= e;
-  }
-  if (total > max - n) return false;
-  total += n;
-  return true;
-}
-
 // Decodes and checks metadata.cairn. Throws CorruptCheckpointError naming `path` (UnsupportedError
 // for a newer layout).
 Layout parse_layout(const std::vector<std::byte>& bytes, const std::string& path) {
@@ -282,7 +267,7 @@ Layout parse_layout(const std::vector<std::byte>& bytes, const std::string& path
 
   std::vector<std::int64_t> chunk_volume(md.entries.size(), 0), piece_volume(md.entries.size(), 0);
   for (const ChunkRecord& c : md.chunks)
-    if (!add_volume(chunk_volume[static_cast<std::size_t>(c.entry)], c.region.shape))
+    if (!detail::add_volume(chunk_volume[static_cast<std::size_t>(c.entry)], c.region.shape))
       throw corrupt("the chunks of entry '" + md.entries[static_cast<std::size_t>(c.entry)].name +
                     "' add up to more than 2^63 elements");
   const std::size_t n = in.count(36);
@@ -309,7 +294,7 @@ Layout parse_layout(const std::vector<std::byte>& bytes, const std::string& path
     }
     if (!inside) throw corrupt(what + " of entry '" + e.name + "' lies outside its global shape");
     std::int64_t elements = 0;
-    if (!add_volume(elements, p.region.shape)) throw corrupt(what + " of entry '" + e.name + "' is too large");
+    if (!detail::add_volume(elements, p.region.shape)) throw corrupt(what + " of entry '" + e.name + "' is too large");
     const std::uint64_t esize = dtype_size(e.dtype);
     if (static_cast<std::uint64_t>(elements) > std::numeric_limits<std::uint64_t>::max() / esize ||
         p.length != static_cast<std::uint64_t>(elements) * esize)
@@ -317,7 +302,7 @@ Layout parse_layout(const std::vector<std::byte>& bytes, const std::string& path
                     std::to_string(elements) + " elements");
     if (p.offset > max_offset || p.length > max_offset - p.offset)
       throw corrupt(what + " of entry '" + e.name + "' lies beyond the largest file offset");
-    if (!add_volume(piece_volume[static_cast<std::size_t>(p.entry)], p.region.shape))
+    if (!detail::add_volume(piece_volume[static_cast<std::size_t>(p.entry)], p.region.shape))
       throw corrupt("the pieces of entry '" + e.name + "' add up to more than 2^63 elements");
     out.pieces.push_back(std::move(p));
   }
