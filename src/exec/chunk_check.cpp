@@ -9,9 +9,14 @@
 #include "core/strided_copy.hpp"
 
 #include <algorithm>
+#include <condition_variable>
+#include <deque>
 #include <exception>
 #include <functional>
+#include <mutex>
 #include <queue>
+#include <system_error>
+#include <thread>
 #include <unordered_map>
 
 namespace cairn::detail {
@@ -50,10 +55,20 @@ struct ChunkJob {
   std::vector<Region> slices;
   Checksummer sum;
   std::size_t slices_done = 0;
-  bool failed = false;  // a read failed or the checksum differs
-  std::uint64_t actual = 0;
+  bool failed = false;  // a read failed, or (after the last round) the checksum differs
   std::string message;
+  // Written by whichever thread hashes the job's slices (see run_rounds).
+  std::uint64_t actual = 0;
+  bool mismatch = false;
 };
+
+// Hashes one slice of `job` at `data`; once the last one is in, compares the digest.
+void hash_slice(ChunkJob& job, const Metadata& md, const std::byte* data, std::size_t bytes) {
+  job.sum.update(data, bytes);
+  if (++job.slices_done != job.slices.size()) return;
+  job.actual = job.sum.digest();
+  job.mismatch = job.actual != md.chunks[job.chunk].checksum;
+}
 
 struct SliceRead {
   std::size_t job = 0;
@@ -61,7 +76,80 @@ struct SliceRead {
   std::size_t buffer_offset = 0;  // into the shared buffer, unless read in place
 };
 
-// Bytes read in place per round: small enough to be hashed from the CPU's cache right after.
+// Hashes slices read in place on a thread of its own, in the order they were read, while the
+// main thread goes on reading: checking then costs little time when reading waits on the disk.
+// Until finish() returns, only this thread touches the hash fields of the slices' jobs.
+class InPlaceHasher {
+ public:
+  InPlaceHasher(std::vector<ChunkJob>& jobs, const Metadata& md) : m_jobs(jobs), m_md(md) {
+    try {
+      m_thread = std::thread([this] { run(); });
+    } catch (const std::system_error&) {
+      // No thread to be had: push() hashes on the caller's thread.
+    }
+  }
+  InPlaceHasher(const InPlaceHasher&) = delete;
+  InPlaceHasher& operator=(const InPlaceHasher&) = delete;
+  ~InPlaceHasher() { finish(); }
+
+  void push(const SliceRead& read) {
+    if (!m_thread.joinable()) {
+      hash(read);
+      return;
+    }
+    {
+      std::lock_guard<std::mutex> lock(m_mutex);
+      m_pending.push_back(read);
+    }
+    m_wake.notify_one();
+  }
+
+  /// Returns once every pushed slice is hashed.
+  void finish() {
+    if (!m_thread.joinable()) return;
+    {
+      std::lock_guard<std::mutex> lock(m_mutex);
+      m_closing = true;
+    }
+    m_wake.notify_one();
+    m_thread.join();
+  }
+
+ private:
+  void run() {
+    std::unique_lock<std::mutex> lock(m_mutex);
+    for (;;) {
+      m_wake.wait(lock, [this] { return m_closing || !m_pending.empty(); });
+      if (m_pending.empty()) return;  // closing, and all done
+      const SliceRead read = m_pending.front();
+      m_pending.pop_front();
+      lock.unlock();
+      hash(read);
+      lock.lock();
+    }
+  }
+
+  void hash(const SliceRead& read) {
+    ChunkJob& job = m_jobs[read.job];
+    const Region& slice = job.slices[read.slice];
+    const auto esize = static_cast<std::int64_t>(job.element_size);
+    hash_slice(
+        job, m_md,
+        static_cast<const std::byte*>(job.in_place) + linear_index(m_md.chunks[job.chunk].region, slice.offset) * esize,
+        static_cast<std::size_t>(volume(slice.shape) * esize));
+  }
+
+  std::vector<ChunkJob>& m_jobs;
+  const Metadata& m_md;
+  std::mutex m_mutex;
+  std::condition_variable m_wake;
+  std::deque<SliceRead> m_pending;
+  bool m_closing = false;
+  std::thread m_thread;
+};
+
+// Bytes read in place per round: small, so that the hash of the last round (which nothing
+// overlaps) is short.
 constexpr std::size_t in_place_round_bytes = std::size_t{4} << 20;
 
 // Reads the slices of `jobs` in rounds whose buffered slices fit `buffer_bytes`; every rank runs
@@ -85,8 +173,8 @@ void run_rounds(StorageReader& reader, ProcessGroup& group, std::vector<ChunkJob
     for (std::size_t s = 0; s < job.slices.size(); ++s) {
       const std::size_t bytes = static_cast<std::size_t>(volume(job.slices[s].shape)) * job.element_size;
       const std::size_t cost = job.in_place ? 0 : bytes;
-      // In-place slices need no buffer, but a round of them is hashed right after it is read,
-      // while still in the CPU's cache: a few MiB per round, not the whole chunk.
+      // In-place slices need no buffer, but a round of them is hashed while the next is read:
+      // a few MiB per round, so that hashing follows reading closely.
       const std::size_t in_place = job.in_place ? bytes : 0;
       if (rounds.empty() || (cost > 0 && round_bytes > 0 && round_bytes + cost > buffer_bytes) ||
           (in_place > 0 && round_in_place > 0 && round_in_place + in_place > in_place_round_bytes)) {
@@ -105,6 +193,7 @@ void run_rounds(StorageReader& reader, ProcessGroup& group, std::vector<ChunkJob
   std::vector<std::byte> buffer(largest_round);
 
   std::vector<ReadRequest> requests;
+  InPlaceHasher in_place_hasher(jobs, md);
   for (std::int64_t r = 0; r < count; ++r) {
     requests.clear();
     const bool last = r == count - 1;
@@ -149,32 +238,32 @@ void run_rounds(StorageReader& reader, ProcessGroup& group, std::vector<ChunkJob
     for (const SliceRead& read : rounds[static_cast<std::size_t>(r)]) {
       ChunkJob& job = jobs[read.job];
       if (job.failed) continue;
-      const ChunkRecord& chunk = md.chunks[job.chunk];
+      if (job.in_place) {
+        in_place_hasher.push(read);
+        continue;
+      }
+      // A buffered slice is hashed and copied out now: the next round reuses the buffer.
       const Region& slice = job.slices[read.slice];
       const auto esize = static_cast<std::int64_t>(job.element_size);
-      const std::byte* data =
-          job.in_place ? static_cast<const std::byte*>(job.in_place) + linear_index(chunk.region, slice.offset) * esize
-                       : buffer.data() + read.buffer_offset;
-      job.sum.update(data, static_cast<std::size_t>(volume(slice.shape) * esize));
-      if (!job.in_place) {
-        const Extents slice_strides = row_major_strides(slice.shape);
-        Region part;
-        for (const ReadRequest* target : job.targets) {
-          if (!intersect(slice, target->region, part)) continue;
-          strided_copy(data + linear_index(slice, part.offset) * esize, slice_strides,
-                       static_cast<std::byte*>(target->destination) + linear_index(target->region, part.offset) * esize,
-                       row_major_strides(target->region.shape), part.shape, job.element_size);
-        }
-      }
-      if (++job.slices_done == job.slices.size()) {
-        job.actual = job.sum.digest();
-        if (job.actual != chunk.checksum) {
-          job.failed = true;
-          job.message = describe_chunk(md, chunk) + " in " + source + ": checksum mismatch (saved " +
-                        checksum_hex(chunk.checksum) + ", read " + checksum_hex(job.actual) + "): the data is damaged";
-        }
+      const std::byte* data = buffer.data() + read.buffer_offset;
+      hash_slice(job, md, data, static_cast<std::size_t>(volume(slice.shape) * esize));
+      const Extents slice_strides = row_major_strides(slice.shape);
+      Region part;
+      for (const ReadRequest* target : job.targets) {
+        if (!intersect(slice, target->region, part)) continue;
+        strided_copy(data + linear_index(slice, part.offset) * esize, slice_strides,
+                     static_cast<std::byte*>(target->destination) + linear_index(target->region, part.offset) * esize,
+                     row_major_strides(target->region.shape), part.shape, job.element_size);
       }
     }
+  }
+  in_place_hasher.finish();
+  for (ChunkJob& job : jobs) {
+    if (job.failed || !job.mismatch) continue;
+    const ChunkRecord& chunk = md.chunks[job.chunk];
+    job.failed = true;
+    job.message = describe_chunk(md, chunk) + " in " + source + ": checksum mismatch (saved " +
+                  checksum_hex(chunk.checksum) + ", read " + checksum_hex(job.actual) + "): the data is damaged";
   }
 }
 
