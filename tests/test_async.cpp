@@ -67,50 +67,6 @@ struct Field {
   }
 };
 
-// Wraps the HDF5 writer; write() blocks until the test releases it, and counts its calls.
-class BlockingWriter final : public StorageWriter {
- public:
-  void open(const std::string& directory, const std::vector<EntryInfo>& entries, ProcessGroup& group) override {
-    m_inner->open(directory, entries, group);
-  }
-  void write(const std::vector<WriteBuffer>& buffers) override {
-    {
-      std::unique_lock<std::mutex> lock(m_mutex);
-      m_entered = true;
-      m_changed.notify_all();
-      m_changed.wait(lock, [this] { return m_released; });
-    }
-    m_inner->write(buffers);
-    m_writes.fetch_add(1);
-  }
-  void finish(const Metadata& metadata) override {
-    m_inner->finish(metadata);
-    m_finished.store(true);
-  }
-  void abort() noexcept override { m_inner->abort(); }
-
-  void release() {
-    std::lock_guard<std::mutex> lock(m_mutex);
-    m_released = true;
-    m_changed.notify_all();
-  }
-  void wait_until_entered() {
-    std::unique_lock<std::mutex> lock(m_mutex);
-    m_changed.wait(lock, [this] { return m_entered; });
-  }
-  int writes() const { return m_writes.load(); }
-  bool finished() const { return m_finished.load(); }
-
- private:
-  std::unique_ptr<StorageWriter> m_inner = make_hdf5_writer();
-  std::mutex m_mutex;
-  std::condition_variable m_changed;
-  bool m_entered = false;
-  bool m_released = false;
-  std::atomic<int> m_writes{0};
-  std::atomic<bool> m_finished{false};
-};
-
 class Async : public ::testing::Test {
  protected:
   TempDir dir;

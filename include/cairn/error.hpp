@@ -14,6 +14,7 @@ enum class ErrorCode : int {
   Corrupt = 4,        ///< A checkpoint exists but its contents are damaged or not Cairn's.
   Unsupported = 5,    ///< The request is valid but this build or format cannot do it.
   Internal = 6,       ///< A bug in Cairn.
+  Device = 7,         ///< A CUDA call failed (a copy to or from device memory, a stream, page-locked memory).
 };
 
 /// Base of every exception Cairn throws. The message says what, which entry, which rank, which file.
@@ -55,6 +56,12 @@ class CorruptCheckpointError : public Error {
 class UnsupportedError : public Error {
  public:
   explicit UnsupportedError(const std::string& message) : Error(ErrorCode::Unsupported, message) {}
+};
+
+/// A failed CUDA call: copying device arrays, creating streams, allocating page-locked memory.
+class DeviceError : public Error {
+ public:
+  explicit DeviceError(const std::string& message) : Error(ErrorCode::Device, message) {}
 };
 
 /// A broken invariant inside Cairn.

@@ -7,9 +7,12 @@
 //   checkpointer.async_save(state, id);
 //
 // Host-accessible Views are read and written in place (a strided View, such as the interior of an
-// array with halo cells, through chunk strides). Views the host cannot read (CUDA, HIP, SYCL device
-// memory) go through a host mirror: the save copies the View into it with Kokkos::deep_copy on an
-// instance of the View's execution space while it stages, and a load copies it back.
+// array with halo cells, through chunk strides). Contiguous Views in CUDA device memory, when Cairn
+// has CUDA, are device chunks: staged into page-locked memory on Cairn's own stream after a fence
+// of the View's execution space, and loaded straight back into the View. Other Views the host
+// cannot read (HIP, SYCL, strided device Views, or Cairn without CUDA) go through a host mirror:
+// the save copies the View into it with Kokkos::deep_copy on an instance of the View's execution
+// space while it stages, and a load copies it back.
 #pragma once
 
 #include <cairn/dtype.hpp>
@@ -107,6 +110,7 @@ Chunk chunk_in_place(const View& view, Extents offset) {
   chunk.shape = view_extents(view);
   chunk.offset = std::move(offset);
   chunk.data = const_cast<void*>(static_cast<const void*>(view.data()));
+  chunk.memory = MemorySpace::Host;  // replaced by the caller for a device View
   using layout = typename View::array_layout;
   chunk.layout = std::is_same_v<layout, Kokkos::LayoutLeft> ? Layout::ColumnMajor : Layout::RowMajor;
   const bool contiguous = !std::is_same_v<layout, Kokkos::LayoutStride> && view.span_is_contiguous();
@@ -192,6 +196,19 @@ class ViewMirror final : public HostMirror {
   bool m_contiguous = true;
 };
 
+/// Orders Cairn's copies of a device View after the kernels launched on its execution space: a
+/// "mirror" whose host copy is Cairn's own staging, so both directions only fence.
+template <class View>
+class ExecutionFence final : public HostMirror {
+ public:
+  ExecutionFence() : m_exec() {}
+  void copy_to_host() override { m_exec.fence(); }
+  void copy_from_host() override { m_exec.fence(); }
+
+ private:
+  typename View::execution_space m_exec;
+};
+
 /// Not collective. Adds `view` as an array entry through a host mirror, whatever its memory space:
 /// allocates a contiguous host copy (and, for a non-contiguous View, a contiguous temporary in the
 /// View's memory space), points the chunk at the host copy and registers a cairn::HostMirror with
@@ -227,6 +244,20 @@ ArrayEntry& add_view_as(State& state, std::string name, const View& view, Extent
     array.chunks.push_back(std::move(chunk));
     return array;
   } else {
+    const bool contiguous =
+        !std::is_same_v<typename View::array_layout, Kokkos::LayoutStride> && view.span_is_contiguous();
+    // Const Views take the mirror path, which refuses to load into them.
+    if (!std::is_const_v<typename View::value_type> && contiguous && view.size() > 0 &&
+        memory_space_of(view.data()) == MemorySpace::CudaDevice) {
+      check_block(name, view_extents(view), global_shape, offset);
+      Chunk chunk = chunk_in_place(view, std::move(offset));
+      chunk.memory = MemorySpace::CudaDevice;
+      ArrayEntry& array = state.add_array(std::move(name), dtype_of<typename View::non_const_value_type>(),
+                                          std::move(global_shape), distribution);
+      state.add_mirror(std::make_shared<ExecutionFence<View>>());
+      array.chunks.push_back(std::move(chunk));
+      return array;
+    }
     return add_view_through_mirror(state, std::move(name), view, std::move(global_shape), std::move(offset),
                                    distribution);
   }
@@ -243,9 +274,12 @@ ArrayEntry& add_view_as(State& state, std::string name, const View& view, Extent
 /// LayoutStride (a subview such as the interior of an array with halo cells). A View the host can
 /// read is read and written in place: fence the kernels that write it (Kokkos::fence()) before
 /// saving, and keep it alive, and unchanged under StagingMode::ZeroCopy, until the save completes.
-/// A View in device memory is copied into a host mirror while the save stages (Kokkos::deep_copy
-/// on the default instance of its execution space, after the kernels already launched there, on
-/// the caller's thread), and back after a load. A View of const elements can be saved, not loaded.
+/// A contiguous View in CUDA device memory (Cairn built with CUDA) is a device chunk: the save
+/// fences the default instance of its execution space, then copies it into page-locked staging
+/// memory on Cairn's own stream; a load copies straight into it. Any other View in device memory
+/// is copied into a host mirror while the save stages (Kokkos::deep_copy on the default instance
+/// of its execution space, after the kernels already launched there, on the caller's thread), and
+/// back after a load. A View of const elements can be saved, not loaded.
 ///
 /// Throws UsageError naming the entry when `global_shape` or `offset` does not have one value per
 /// dimension of the View or the block lies outside the global shape; what Kokkos throws when a

@@ -10,6 +10,10 @@
 
 namespace cairn {
 
+namespace detail {
+class NcclComm;
+}
+
 /// Reduction applied by ProcessGroup::allreduce.
 enum class ReduceOp { Min, Max, Sum };
 
@@ -36,6 +40,15 @@ class ProcessGroup {
   virtual void allreduce(std::int64_t* values, std::size_t count, ReduceOp op) = 0;
   /// The MPI communicator behind the group (for MPI-IO), or MPI_COMM_NULL when there is none.
   virtual MPI_Comm mpi_comm() const noexcept = 0;
+
+  /// Collective. As broadcast(), for `bytes` bytes of CUDA device memory at `data` on device
+  /// `device` of every rank. This default copies through page-locked host memory and
+  /// broadcast(); MpiProcessGroup sends device to device with NCCL where it can. Throws
+  /// DeviceError (on every rank) when a CUDA call fails, UsageError in a build without CUDA.
+  virtual void broadcast_device(void* data, std::size_t bytes, int root, int device);
+  /// How broadcast_device() moves bytes: "nccl" (device to device) or "host" (through host memory
+  /// and broadcast()). Not collective; "host" until a broadcast_device() has decided otherwise.
+  virtual const char* device_transport() const noexcept { return "host"; }
 };
 
 /// A ProcessGroup over a duplicate of an MPI communicator. The user's communicator is never used
@@ -57,11 +70,18 @@ class MpiProcessGroup final : public ProcessGroup {
   std::vector<std::byte> scatter(const std::vector<std::vector<std::byte>>& send, int root) override;
   void allreduce(std::int64_t* values, std::size_t count, ReduceOp op) override;
   MPI_Comm mpi_comm() const noexcept override { return m_comm; }
+  /// NCCL, device to device, when Cairn was built with NCCL, every rank's buffer is on a GPU of its
+  /// own (no two ranks on one device) and CAIRN_NCCL is not 0; otherwise ProcessGroup's default.
+  /// The NCCL communicator is made on the first call (its unique id broadcast over MPI) and kept.
+  void broadcast_device(void* data, std::size_t bytes, int root, int device) override;
+  const char* device_transport() const noexcept override;
 
  private:
   MPI_Comm m_comm = MPI_COMM_NULL;
   int m_rank = 0;
   int m_size = 1;
+  bool m_nccl_decided = false;
+  std::unique_ptr<detail::NcclComm> m_nccl;
 };
 
 /// A group of one process that needs no MPI at all (MPI may be uninitialized): every collective

@@ -19,6 +19,18 @@ enum class Layout : std::uint8_t {
   ColumnMajor = 1,  ///< Fortran order (Kokkos::LayoutLeft): the first index varies fastest.
 };
 
+/// Where a chunk's memory is.
+enum class MemorySpace : std::uint8_t {
+  Auto = 0,        ///< Asked of CUDA (cudaPointerGetAttributes) when Cairn has CUDA and a device; else host.
+  Host = 1,        ///< Host memory, page-locked or not: read and written in place.
+  CudaDevice = 2,  ///< CUDA device memory: staged through page-locked host memory on a stream of Cairn's own.
+};
+
+/// Where `pointer` points: MemorySpace::CudaDevice for CUDA device memory, MemorySpace::Host for
+/// anything else (always Host when Cairn has no CUDA or CUDA no device). Not collective. Throws
+/// DeviceError when CUDA fails.
+MemorySpace memory_space_of(const void* pointer);
+
 /// How an entry is held across the ranks of the process group.
 enum class Distribution : std::uint8_t {
   Sharded = 0,     ///< Each rank holds disjoint chunks of one global array.
@@ -35,13 +47,17 @@ using Extents = std::vector<std::int64_t>;
 /// column-major chunk of a global (nx, ny) array, element (i, j) of the chunk is global element
 /// (offset[0] + i, offset[1] + j). `strides`, when not empty, gives the distance in elements between
 /// neighbours along each dimension (a chunk inside a larger array with halo cells); when empty the
-/// chunk is contiguous in `layout` order.
+/// chunk is contiguous in `layout` order. `memory` says where `data` points; by default CUDA is
+/// asked. Device chunks are copied on a non-blocking stream of the library's own: finish the work
+/// that writes them (cudaStreamSynchronize or cudaDeviceSynchronize) before a save, as a host
+/// code fences its threads.
 struct Chunk {
   Extents offset;
   Extents shape;
   void* data = nullptr;
   Layout layout = Layout::RowMajor;
   Extents strides;
+  MemorySpace memory = MemorySpace::Auto;
 };
 
 /// An n-dimensional array: element type, global shape and the chunks this rank holds (zero or more).

@@ -1,6 +1,12 @@
 #include <cairn/error.hpp>
 #include <cairn/process_group.hpp>
 
+#include "comm/agree.hpp"
+#include "core/log.hpp"
+#ifdef CAIRN_HAVE_NCCL
+#include "comm/nccl_comm.hpp"
+#endif
+
 #include <climits>
 #include <cstring>
 #include <string>
@@ -42,9 +48,34 @@ MpiProcessGroup::MpiProcessGroup(MPI_Comm comm) {
 }
 
 MpiProcessGroup::~MpiProcessGroup() {
+  m_nccl.reset();
   int finalized = 0;
   MPI_Finalized(&finalized);
   if (!finalized && m_comm != MPI_COMM_NULL) MPI_Comm_free(&m_comm);
+}
+
+void MpiProcessGroup::broadcast_device(void* data, std::size_t bytes, int root, int device) {
+#ifdef CAIRN_HAVE_NCCL
+  if (!m_nccl_decided) {
+    m_nccl_decided = true;
+    std::string why;
+    m_nccl = detail::NcclComm::create(m_comm, device, why);
+    if (!m_nccl && m_rank == 0) detail::log(detail::LogLevel::Info, "device broadcasts go through host memory: " + why);
+  }
+  // Every rank must take the same path: NCCL only when every rank's buffer is on the device the
+  // communicator was made for.
+  std::int64_t on_nccl_device = m_nccl && m_nccl->device() == device ? 1 : 0;
+  allreduce(&on_nccl_device, 1, ReduceOp::Min);
+  if (on_nccl_device == 1) {
+    detail::agree_on(*this, "device broadcast", [&] { m_nccl->broadcast(data, bytes, root); });
+    return;
+  }
+#endif
+  ProcessGroup::broadcast_device(data, bytes, root, device);
+}
+
+const char* MpiProcessGroup::device_transport() const noexcept {
+  return m_nccl ? "nccl" : "host";
 }
 
 void MpiProcessGroup::barrier() {

@@ -10,6 +10,7 @@ void throw_error(ErrorCode code, const std::string& message) {
     case ErrorCode::Corrupt: throw CorruptCheckpointError(message);
     case ErrorCode::Unsupported: throw UnsupportedError(message);
     case ErrorCode::Internal: throw InternalError(message);
+    case ErrorCode::Device: throw DeviceError(message);
   }
   throw Error(code, message);
 }

@@ -27,6 +27,9 @@ void fault_point(const char* step, int rank) {
     ::kill(::getpid(), SIGKILL);
     ::pause();  // SIGKILL cannot be blocked: never reached
   }
+  if (action == "cuda")  // as a failed CUDA call would report itself
+    throw DeviceError(std::string("injected fault (CAIRN_FAULT) in step ") + step +
+                      ": cudaErrorLaunchFailure (unspecified launch failure)");
   if (action == "enospc")
     throw StorageError(std::string("injected fault (CAIRN_FAULT) in step ") + step + ": " + std::strerror(ENOSPC));
   throw StorageError(std::string("injected fault (CAIRN_FAULT) in step ") + step);

@@ -24,6 +24,16 @@ bool is_row_major_contiguous(const Chunk& chunk) {
   return chunk.strides == row_major_strides(chunk.shape);
 }
 
+std::int64_t chunk_span_elements(const Chunk& chunk) {
+  const Extents strides = chunk_strides(chunk);
+  std::int64_t last = 0;
+  for (std::size_t d = 0; d < chunk.shape.size(); ++d) {
+    if (chunk.shape[d] == 0) return 0;
+    last += (chunk.shape[d] - 1) * strides[d];
+  }
+  return last + 1;
+}
+
 namespace {
 
 template <class Word>

@@ -18,6 +18,10 @@ Extents row_major_strides(const Extents& shape);
 /// byte range.
 bool is_row_major_contiguous(const Chunk& chunk);
 
+/// Elements from the first to the last element of `chunk` in memory, gaps included: what a copy of
+/// the whole chunk as one byte range moves (its volume when contiguous; 0 when empty).
+std::int64_t chunk_span_elements(const Chunk& chunk);
+
 /// Copies an n-d block of `shape` elements of `element_size` bytes from `src` with element strides
 /// `src_strides` to `dst` with `dst_strides`. Contiguous inner dimensions are merged into memcpy.
 void strided_copy(const void* src, const Extents& src_strides, void* dst, const Extents& dst_strides,

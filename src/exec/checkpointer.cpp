@@ -10,6 +10,7 @@
 #include "core/region.hpp"
 #include "core/strided_copy.hpp"
 #include "core/validate.hpp"
+#include "device/device.hpp"
 #include "exec/checkpointer_access.hpp"
 #include "exec/chunk_check.hpp"
 #include "exec/executor.hpp"
@@ -102,13 +103,103 @@ std::vector<ReadRequest> read_once_and_broadcast(ProcessGroup& g, std::vector<Re
   return chosen;
 }
 
-// A region read into a temporary buffer, then copied into caller memory.
+// A region read into a temporary buffer, then copied into caller memory: a host chunk that is not
+// row-major and contiguous, or any chunk in device memory (through page-locked memory).
 struct PendingCopy {
   const Chunk* chunk = nullptr;
   Region region;
   std::size_t element_size = 0;
-  std::vector<std::byte> buffer;
+  detail::HostBuffer buffer;
+  detail::MemoryLocation where;
+  bool done = false;  // filled already (a replicated device chunk broadcast device to device)
 };
+
+// Collective, after rank 0 has read `broadcasts` (the same list on every rank): sends them to the
+// other ranks. A replicated chunk held in device memory, contiguous and row-major, on every rank
+// goes device to device (ProcessGroup::broadcast_device: NCCL where it can); the rest through
+// host memory.
+void broadcast_replicated(ProcessGroup& g, const std::vector<ReadRequest>& broadcasts, std::vector<PendingCopy>& copies,
+                          const std::string& what) {
+  if (broadcasts.empty()) return;
+  std::unordered_map<const void*, PendingCopy*> copy_of;
+  for (PendingCopy& copy : copies) copy_of.emplace(copy.buffer.data(), &copy);
+  std::vector<PendingCopy*> device_target(broadcasts.size(), nullptr);
+  std::vector<std::int64_t> on_device(broadcasts.size(), 0);
+  for (std::size_t k = 0; k < broadcasts.size(); ++k) {
+    auto found = copy_of.find(broadcasts[k].destination);
+    if (found == copy_of.end()) continue;
+    PendingCopy& copy = *found->second;
+    if (copy.where.device && detail::is_row_major_contiguous(*copy.chunk)) {
+      device_target[k] = &copy;
+      on_device[k] = 1;
+    }
+  }
+  g.allreduce(on_device.data(), on_device.size(), ReduceOp::Min);
+  detail::DeviceCopier copier;
+  detail::agree_on(g, what + " (replicated chunks to the device)", [&] {
+    if (g.rank() != 0) return;
+    for (std::size_t k = 0; k < broadcasts.size(); ++k) {
+      if (on_device[k] == 0) continue;
+      const PendingCopy& copy = *device_target[k];
+      copier.to_device(copy.where.device_id, copy.chunk->data, copy.buffer.data(),
+                       static_cast<std::size_t>(detail::volume(copy.region.shape)) * copy.element_size, what);
+    }
+    copier.synchronize(what);
+  });
+  for (std::size_t k = 0; k < broadcasts.size(); ++k) {
+    const ReadRequest& r = broadcasts[k];
+    const auto bytes = static_cast<std::size_t>(detail::volume(r.region.shape)) * dtype_size(r.dtype);
+    if (on_device[k] == 1) {
+      PendingCopy& copy = *device_target[k];
+      g.broadcast_device(copy.chunk->data, bytes, 0, copy.where.device_id);
+      copy.done = true;
+      continue;
+    }
+    constexpr std::size_t piece = std::size_t{1} << 30;  // below MPI's int count limit
+    for (std::size_t at = 0; at < bytes; at += piece)
+      g.broadcast(static_cast<std::byte*>(r.destination) + at, std::min(piece, bytes - at), 0);
+  }
+}
+
+// Collective: copies what was read into temporary buffers into the chunks it belongs to; device
+// chunks on the copier's streams, agreed on, since a CUDA failure may strike one rank only.
+void copy_into_chunks(ProcessGroup& g, std::vector<PendingCopy>& copies, const std::string& what) {
+  detail::HostBuffer scratch;   // a device chunk's memory span, for layouts other than row-major
+  detail::DeviceCopier copier;  // declared after the scratch: waits for its copies before it goes
+  detail::agree_on(g, what + " (copy into the chunks)", [&] {
+    for (PendingCopy& copy : copies) {
+      if (copy.done) continue;
+      const Chunk& chunk = *copy.chunk;
+      const Extents strides = detail::chunk_strides(chunk);
+      const auto bytes = static_cast<std::size_t>(detail::volume(copy.region.shape)) * copy.element_size;
+      if (!copy.where.device) {
+        void* target = detail::chunk_element(chunk, strides, copy.region.offset, copy.element_size);
+        detail::strided_copy(copy.buffer.data(), detail::row_major_strides(copy.region.shape), target, strides,
+                             copy.region.shape, copy.element_size);
+        continue;
+      }
+      if (bytes == 0) continue;
+      detail::fault_point("device-copy", g.rank());
+      if (detail::is_row_major_contiguous(chunk)) {
+        copier.to_device(copy.where.device_id, chunk.data, copy.buffer.data(), bytes, what);
+        continue;
+      }
+      // Another layout: arrange the chunk's memory span on the host, then copy it over whole. A
+      // span with gaps (strides) is fetched first, so that the gaps keep their bytes.
+      const std::size_t span = static_cast<std::size_t>(detail::chunk_span_elements(chunk)) * copy.element_size;
+      std::byte* host = scratch.reserve(span, true);
+      if (span != bytes) {
+        copier.to_host(copy.where.device_id, host, chunk.data, span, what);
+        copier.synchronize(what);
+      }
+      detail::strided_copy(copy.buffer.data(), detail::row_major_strides(copy.region.shape), host, strides,
+                           copy.region.shape, copy.element_size);
+      copier.to_device(copy.where.device_id, chunk.data, host, span, what);
+      copier.synchronize(what);  // the scratch is reused by the next chunk
+    }
+    copier.synchronize(what);
+  });
+}
 
 // A blob read whole, then split among saved ranks.
 struct PendingSplit {
@@ -839,14 +930,21 @@ void Checkpointer::Impl::load_on(ProcessGroup& g, State& state, const std::strin
                                " was not entirely written by the save (the checkpoint holds part of it)");
             if (entry.distribution == Distribution::Replicated && info.distribution == Distribution::Replicated)
               replicated.push_back(requests.size());
-            if (detail::is_row_major_contiguous(chunk)) {
+            detail::MemoryLocation location;
+            try {
+              location = detail::locate(chunk.data, chunk.memory);
+            } catch (const UsageError& e) {
+              throw UsageError(where + ", chunk at " + detail::to_string(chunk.offset) + ": " + e.what());
+            }
+            if (!location.device && detail::is_row_major_contiguous(chunk)) {
               requests.push_back(ReadRequest{index, wanted, array->dtype, chunk.data});
             } else {
               PendingCopy& copy = copies.emplace_back();
               copy.chunk = &chunk;
               copy.region = wanted;
               copy.element_size = esize;
-              copy.buffer.resize(static_cast<std::size_t>(detail::volume(wanted.shape)) * esize);
+              copy.where = location;
+              copy.buffer.reserve(static_cast<std::size_t>(detail::volume(wanted.shape)) * esize, location.device);
               requests.push_back(ReadRequest{index, wanted, array->dtype, copy.buffer.data()});
             }
           }
@@ -920,18 +1018,8 @@ void Checkpointer::Impl::load_on(ProcessGroup& g, State& state, const std::strin
       else
         reader->read(requests);
     });
-    for (const ReadRequest& r : broadcasts) {
-      const auto bytes = static_cast<std::size_t>(detail::volume(r.region.shape)) * dtype_size(r.dtype);
-      constexpr std::size_t piece = std::size_t{1} << 30;  // below MPI's int count limit
-      for (std::size_t at = 0; at < bytes; at += piece)
-        g.broadcast(static_cast<std::byte*>(r.destination) + at, std::min(piece, bytes - at), 0);
-    }
-    for (PendingCopy& copy : copies) {
-      void* target =
-          detail::chunk_element(*copy.chunk, detail::chunk_strides(*copy.chunk), copy.region.offset, copy.element_size);
-      detail::strided_copy(copy.buffer.data(), detail::row_major_strides(copy.region.shape), target,
-                           detail::chunk_strides(*copy.chunk), copy.region.shape, copy.element_size);
-    }
+    broadcast_replicated(g, broadcasts, copies, what);
+    copy_into_chunks(g, copies, what);
     for (PendingSplit& split : splits) {
       const auto& offsets = split.info->rank_offsets;
       split.bytes.all_ranks->assign(static_cast<std::size_t>(md.world_size), {});

@@ -7,6 +7,8 @@
 #include <cairn/state.hpp>
 #include <cairn/storage.hpp>
 
+#include "device/device.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <memory>
@@ -34,14 +36,19 @@ std::size_t half_budget(std::size_t budget) noexcept;
 /// UsageError when a single element does not fit.
 std::vector<Piece> split_into_pieces(const SavePlan& plan, std::size_t piece_bytes);
 
+class Sources;
+
 /// Owns the staging memory of one checkpointer. Not thread-safe: staging runs on the caller's
-/// thread, and the memory is only released there.
+/// thread, and the memory is only released there. When the state has chunks in CUDA device
+/// memory, the staging memory is page-locked and those chunks are copied on the checkpointer's
+/// own streams, while the host chunks are copied; staging returns once every copy is complete.
 class Staging {
  public:
   /// Stages every item of `plan` (a finished plan for this rank) from `state` into `buffers`,
   /// one per item. With `in_place` false every byte is copied into owned memory. With `in_place`
-  /// true, items that are one contiguous range of caller memory are written from there; the
-  /// others are copied. Throws InternalError when the plan names data the state lacks.
+  /// true, items that are one contiguous range of host memory are written from there; the
+  /// others are copied. Throws InternalError when the plan names data the state lacks,
+  /// UsageError when a chunk's memory space is wrong, DeviceError when a device copy fails.
   void stage(const SavePlan& plan, const State& state, int rank, bool in_place, std::vector<WriteBuffer>& buffers);
 
   /// Stages `piece` into half `half` (0 or 1) of owned memory of two halves of `half_bytes`.
@@ -49,15 +56,19 @@ class Staging {
                    std::size_t half_bytes, std::vector<WriteBuffer>& buffers);
 
   /// Bytes of staging memory currently held.
-  std::size_t capacity() const noexcept { return m_capacity; }
+  std::size_t capacity() const noexcept { return m_memory.size(); }
   /// Frees the staging memory.
   void release() noexcept;
 
  private:
-  std::byte* reserve(std::size_t bytes);
+  // Copies items[k] into outs[k], row-major: device items on the copier's streams, host items
+  // meanwhile; returns when all are done.
+  void copy_items(const Sources& sources, const std::vector<const WriteItem*>& items,
+                  const std::vector<std::byte*>& outs);
 
-  std::unique_ptr<std::byte[]> m_memory;
-  std::size_t m_capacity = 0;
+  HostBuffer m_memory;
+  HostBuffer m_scratch;  // device memory spans of regions that are not contiguous there
+  DeviceCopier m_copier;
 };
 
 }  // namespace cairn::detail
