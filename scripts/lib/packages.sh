@@ -12,6 +12,7 @@
 
 CAIRN_PACKAGES=(
   build-essential
+  gfortran
   cmake
   pkg-config
   openmpi-bin
@@ -20,6 +21,7 @@ CAIRN_PACKAGES=(
   hdf5-tools
   libxxhash-dev
   libgtest-dev
+  libcli11-dev
   python3-h5py
   python3-numpy
   libtrilinos-kokkos-dev

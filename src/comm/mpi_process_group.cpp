@@ -2,10 +2,8 @@
 #include <cairn/process_group.hpp>
 
 #include "comm/agree.hpp"
-#include "core/log.hpp"
-#ifdef CAIRN_HAVE_NCCL
 #include "comm/nccl_comm.hpp"
-#endif
+#include "core/log.hpp"
 
 #include <climits>
 #include <cstring>
@@ -55,7 +53,6 @@ MpiProcessGroup::~MpiProcessGroup() {
 }
 
 void MpiProcessGroup::broadcast_device(void* data, std::size_t bytes, int root, int device) {
-#ifdef CAIRN_HAVE_NCCL
   if (!m_nccl_decided) {
     m_nccl_decided = true;
     std::string why;
@@ -70,7 +67,6 @@ void MpiProcessGroup::broadcast_device(void* data, std::size_t bytes, int root, 
     detail::agree_on(*this, "device broadcast", [&] { m_nccl->broadcast(data, bytes, root); });
     return;
   }
-#endif
   ProcessGroup::broadcast_device(data, bytes, root, device);
 }
 
