@@ -12,37 +12,18 @@
 set -euo pipefail
 
 heat2d=${1:?usage: heat2d_restart_test.sh HEAT2D [MPIEXEC [NUMPROC_FLAG [FLAGS...]]]}
-mpiexec=${2:-mpiexec}
-np_flag=${3:--n}
-if (($# > 3)); then
-  mpi_flags=("${@:4}")
-else
-  mpi_flags=(--oversubscribe)
-fi
-
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export OMPI_MCA_mpi_yield_when_idle=${OMPI_MCA_mpi_yield_when_idle:-1}
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/heat2d_restart.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+# shellcheck source=SCRIPTDIR/restart_test_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/restart_test_lib.sh"
+restart_test_init heat2d_restart "${@:2}"
 
 # 31 is prime: every decomposition splits the columns unevenly.
 common=(--n 31 --steps 40 --checkpoint-every 10)
 
-# run NAME NP ARGS...: runs heat2d on NP ranks, output in $tmp/NAME.log; returns its exit status.
+# run NAME NP ARGS...: runs heat2d on NP ranks (run_exe).
 run() {
   local name=$1 np=$2
   shift 2
-  echo "+ $mpiexec $np_flag $np ${mpi_flags[*]} heat2d $*"
-  local rc=0
-  "$mpiexec" "$np_flag" "$np" "${mpi_flags[@]}" "$heat2d" "$@" >"$tmp/$name.log" 2>&1 || rc=$?
-  sed 's/^/    /' "$tmp/$name.log"
-  return "$rc"
-}
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
+  run_exe "$name" "$np" "$heat2d" "$@"
 }
 
 # 1. The reference: 4 ranks, uninterrupted, keeping every checkpoint.

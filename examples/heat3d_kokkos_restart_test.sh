@@ -13,38 +13,14 @@ set -euo pipefail
 usage="usage: heat3d_kokkos_restart_test.sh HEAT3D_KOKKOS [HEAT3D [MPIEXEC [NUMPROC_FLAG [FLAGS...]]]]"
 heat3d_kokkos=${1:?$usage}
 heat3d=${2:--}
-mpiexec=${3:-mpiexec}
-np_flag=${4:--n}
-if (($# > 4)); then
-  mpi_flags=("${@:5}")
-else
-  mpi_flags=(--oversubscribe)
-fi
-
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export OMPI_MCA_mpi_yield_when_idle=${OMPI_MCA_mpi_yield_when_idle:-1}
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/heat3d_kokkos_restart.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+# shellcheck source=SCRIPTDIR/restart_test_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/restart_test_lib.sh"
+restart_test_init heat3d_kokkos_restart "${@:3}"
 
 # 23 is prime: every decomposition splits the grid unevenly.
 common=(--n 23 --steps 30 --checkpoint-every 10)
 
-# run NAME NP EXE ARGS...: runs EXE on NP ranks, output in $tmp/NAME.log; returns its exit status.
-run() {
-  local name=$1 np=$2 exe=$3
-  shift 3
-  echo "+ $mpiexec $np_flag $np ${mpi_flags[*]} $(basename "$exe") $*"
-  local rc=0
-  "$mpiexec" "$np_flag" "$np" "${mpi_flags[@]}" "$exe" "$@" >"$tmp/$name.log" 2>&1 || rc=$?
-  sed 's/^/    /' "$tmp/$name.log"
-  return "$rc"
-}
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
-}
+run() { run_exe "$@"; }  # run NAME NP EXE ARGS...
 
 # checksum NAME: the one checksum line of run NAME's output (the value only).
 checksum() {

@@ -13,37 +13,18 @@
 set -euo pipefail
 
 heat3d=${1:?usage: heat3d_restart_test.sh HEAT3D [MPIEXEC [NUMPROC_FLAG [FLAGS...]]]}
-mpiexec=${2:-mpiexec}
-np_flag=${3:--n}
-if (($# > 3)); then
-  mpi_flags=("${@:4}")
-else
-  mpi_flags=(--oversubscribe)
-fi
-
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OMPI_MCA_rmaps_base_oversubscribe=1
-export OMPI_MCA_mpi_yield_when_idle=${OMPI_MCA_mpi_yield_when_idle:-1}
-
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/heat3d_restart.XXXXXX")
-trap 'rm -rf "$tmp"' EXIT
+# shellcheck source=SCRIPTDIR/restart_test_lib.sh
+source "$(dirname "${BASH_SOURCE[0]}")/restart_test_lib.sh"
+restart_test_init heat3d_restart "${@:2}"
 
 # 23 is prime: every decomposition splits the grid unevenly.
 common=(--n 23 --steps 40 --checkpoint-every 10)
 
-# run NAME NP ARGS...: runs heat3d on NP ranks, output in $tmp/NAME.log; returns its exit status.
+# run NAME NP ARGS...: runs heat3d on NP ranks (run_exe).
 run() {
   local name=$1 np=$2
   shift 2
-  echo "+ $mpiexec $np_flag $np ${mpi_flags[*]} heat3d $*"
-  local rc=0
-  "$mpiexec" "$np_flag" "$np" "${mpi_flags[@]}" "$heat3d" "$@" >"$tmp/$name.log" 2>&1 || rc=$?
-  sed 's/^/    /' "$tmp/$name.log"
-  return "$rc"
-}
-
-fail() {
-  echo "FAIL: $*" >&2
-  exit 1
+  run_exe "$name" "$np" "$heat3d" "$@"
 }
 
 # checksum NAME: the one checksum line of run NAME's output (the value only).
