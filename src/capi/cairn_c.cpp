@@ -10,6 +10,7 @@
 #include <mpi.h>
 
 #include <cstdint>
+#include <cstring>
 #include <exception>
 #include <memory>
 #include <new>
@@ -130,6 +131,16 @@ cairn::DType checked_dtype(const char* name, int dtype) {
   return static_cast<cairn::DType>(dtype);
 }
 
+// The integer a C caller passed for an enum. C allows any int there; reading it through the C++
+// enum type would be undefined for values outside the enumerators' range, so the bytes are copied.
+template <class Enum>
+int enum_value(const Enum& value) noexcept {
+  static_assert(sizeof(Enum) == sizeof(int), "C enums are int-sized here");
+  int raw = 0;
+  std::memcpy(&raw, &value, sizeof raw);
+  return raw;
+}
+
 cairn::Layout checked_layout(const char* name, int layout) {
   if (layout != CAIRN_ROW_MAJOR && layout != CAIRN_COLUMN_MAJOR)
     usage(entry_label(name) + ": layout " + std::to_string(layout) +
@@ -175,13 +186,13 @@ void add_chunk_to(cairn::ArrayEntry& array, const char* name, int ndim, const st
   array.add_chunk(std::move(off), std::move(shape), data, layout);
 }
 
-int add_array(const char* function, cairn_state* st, const char* name, cairn_dtype dtype, int ndim,
+int add_array(const char* function, cairn_state* st, const char* name, int dtype, int ndim,
               const std::int64_t* global_shape, const std::int64_t* offset, const std::int64_t* local_shape, void* data,
               cairn::Layout layout) {
   return guarded({function, kWorldRank}, [&] {
     require(st, "st");
     check_new_name(st, name);
-    const cairn::DType type = checked_dtype(name, static_cast<int>(dtype));
+    const cairn::DType type = checked_dtype(name, dtype);
     check_ndim(name, ndim);
     cairn::Extents global = extents(name, "global_shape", ndim, global_shape);
     // Check the chunk before adding the entry, so that a failed call leaves the state unchanged.
@@ -307,15 +318,15 @@ int cairn_state_free(cairn_state* st) {
 
 int cairn_state_add_array(cairn_state* st, const char* name, cairn_dtype dtype, int ndim, const int64_t* global_shape,
                           const int64_t* offset, const int64_t* local_shape, void* data) {
-  return add_array("cairn_state_add_array", st, name, dtype, ndim, global_shape, offset, local_shape, data,
+  return add_array("cairn_state_add_array", st, name, enum_value(dtype), ndim, global_shape, offset, local_shape, data,
                    cairn::Layout::RowMajor);
 }
 
 int cairn_state_add_array_colmajor(cairn_state* st, const char* name, cairn_dtype dtype, int ndim,
                                    const int64_t* global_shape, const int64_t* offset, const int64_t* local_shape,
                                    void* data) {
-  return add_array("cairn_state_add_array_colmajor", st, name, dtype, ndim, global_shape, offset, local_shape, data,
-                   cairn::Layout::ColumnMajor);
+  return add_array("cairn_state_add_array_colmajor", st, name, enum_value(dtype), ndim, global_shape, offset,
+                   local_shape, data, cairn::Layout::ColumnMajor);
 }
 
 int cairn_state_declare_array(cairn_state* st, const char* name, cairn_dtype dtype, int ndim,
@@ -323,7 +334,7 @@ int cairn_state_declare_array(cairn_state* st, const char* name, cairn_dtype dty
   return guarded({"cairn_state_declare_array", kWorldRank}, [&] {
     require(st, "st");
     check_new_name(st, name);
-    const cairn::DType type = checked_dtype(name, static_cast<int>(dtype));
+    const cairn::DType type = checked_dtype(name, enum_value(dtype));
     check_ndim(name, ndim);
     st->state.add_array(name, type, extents(name, "global_shape", ndim, global_shape));
   });
@@ -342,7 +353,7 @@ int cairn_state_add_chunk(cairn_state* st, const char* name, int ndim, const int
     if (ndim != static_cast<int>(array.global_shape.size()))
       usage(entry_label(name) + ": ndim is " + std::to_string(ndim) + " but the array has " +
             std::to_string(array.global_shape.size()) + " dimensions");
-    add_chunk_to(array, name, ndim, offset, local_shape, data, checked_layout(name, static_cast<int>(layout)));
+    add_chunk_to(array, name, ndim, offset, local_shape, data, checked_layout(name, enum_value(layout)));
   });
 }
 
@@ -351,9 +362,9 @@ int cairn_state_add_replicated_array(cairn_state* st, const char* name, cairn_dt
   return guarded({"cairn_state_add_replicated_array", kWorldRank}, [&] {
     require(st, "st");
     check_new_name(st, name);
-    const cairn::DType type = checked_dtype(name, static_cast<int>(dtype));
+    const cairn::DType type = checked_dtype(name, enum_value(dtype));
     check_ndim(name, ndim);
-    const cairn::Layout order = checked_layout(name, static_cast<int>(layout));
+    const cairn::Layout order = checked_layout(name, enum_value(layout));
     cairn::Extents global = extents(name, "shape", ndim, shape);
     if (data == nullptr) usage(entry_label(name) + ": argument 'data' is NULL");
     cairn::ArrayEntry& array = st->state.add_array(name, type, global, cairn::Distribution::Replicated);
