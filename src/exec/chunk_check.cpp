@@ -81,7 +81,9 @@ struct SliceRead {
 // Until finish() returns, only this thread touches the hash fields of the slices' jobs.
 class InPlaceHasher {
  public:
+  // The thread is started only when some job is read in place (not for verify(), which buffers).
   InPlaceHasher(std::vector<ChunkJob>& jobs, const Metadata& md) : m_jobs(jobs), m_md(md) {
+    if (std::none_of(jobs.begin(), jobs.end(), [](const ChunkJob& job) { return job.in_place != nullptr; })) return;
     try {
       m_thread = std::thread([this] { run(); });
     } catch (const std::system_error&) {
