@@ -152,7 +152,7 @@ class InPlaceHasher {
 
 // Bytes read in place per round: small, so that the hash of the last round (which nothing
 // overlaps) is short.
-constexpr std::size_t in_place_round_bytes = std::size_t{4} << 20;
+constexpr std::size_t in_place_round_bytes = std::size_t{16} << 20;
 
 // Reads the slices of `jobs` in rounds whose buffered slices fit `buffer_bytes`; every rank runs
 // the same number of rounds (reader.read is collective), padding with empty reads. A failed

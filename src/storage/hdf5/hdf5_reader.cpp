@@ -18,6 +18,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <exception>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -107,11 +108,9 @@ class Hdf5Reader final : public StorageReader {
       if (wanted[e] == 0) continue;
       const EntryInfo& info = m_metadata.entries[e];
       try {
-        Handle dset = h5::dataset(h5::check(H5Dopen2(m_file.get(), info.name.c_str(), H5P_DEFAULT),
-                                            "checkpoint file '" + m_path + "' lacks dataset '" + info.name + "'"));
-        Handle file_space = h5::dataspace(h5::check(H5Dget_space(dset.get()), "H5Dget_space"));
-        h5::check_extent(file_space.get(), info, m_path);
-        const haddr_t base = direct_offset(dset.get(), info);
+        OpenDataset& open = opened(e);
+        const hid_t file_space = open.space.get();
+        const haddr_t base = open.base;
         for (const ReadRequest* request : by_entry[e]) {
           if (base != HADDR_UNDEF && request->dtype == info.dtype) {
             read_direct(*request, info, base);
@@ -120,12 +119,12 @@ class Hdf5Reader final : public StorageReader {
           herr_t rc;
           {
             const ReadRequest& r = *request;
-            h5::select_region(file_space.get(), r.region.offset, r.region.shape);
+            h5::select_region(file_space, r.region.offset, r.region.shape);
             std::vector<hsize_t> dims(r.region.shape.begin(), r.region.shape.end());
             Handle mem = h5::dataspace(
                 h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "H5Screate_simple"));
             Handle type = h5::memory_type(r.dtype);
-            rc = H5Dread(dset.get(), type.get(), mem.get(), file_space.get(), dxpl.get(), r.destination);
+            rc = H5Dread(open.dataset.get(), type.get(), mem.get(), file_space, dxpl.get(), r.destination);
           }
           if (rc < 0 && !failure)
             failure = std::make_exception_ptr(
@@ -142,6 +141,7 @@ class Hdf5Reader final : public StorageReader {
     h5::QuietErrors quiet;
     if (m_fd >= 0) ::close(m_fd);
     m_fd = -1;
+    m_open.clear();
     m_file.close();
   }
 
@@ -150,6 +150,29 @@ class Hdf5Reader final : public StorageReader {
   }
 
  private:
+  // A dataset opened once and kept for later read() calls: checked loads read in rounds of a few
+  // MiB, and opening the dataset again for each would cost more than some of the reads.
+  struct OpenDataset {
+    Handle dataset;
+    Handle space;
+    haddr_t base = HADDR_UNDEF;  // for direct reads; see direct_offset
+  };
+
+  OpenDataset& opened(std::size_t entry) {
+    if (m_open.empty()) m_open.resize(m_metadata.entries.size());
+    std::unique_ptr<OpenDataset>& slot = m_open[entry];
+    if (slot) return *slot;
+    const EntryInfo& info = m_metadata.entries[entry];
+    auto open = std::make_unique<OpenDataset>();
+    open->dataset = h5::dataset(h5::check(H5Dopen2(m_file.get(), info.name.c_str(), H5P_DEFAULT),
+                                          "checkpoint file '" + m_path + "' lacks dataset '" + info.name + "'"));
+    open->space = h5::dataspace(h5::check(H5Dget_space(open->dataset.get()), "H5Dget_space"));
+    h5::check_extent(open->space.get(), info, m_path);
+    open->base = direct_offset(open->dataset.get(), info);
+    slot = std::move(open);
+    return *slot;
+  }
+
   // Where a dataset's bytes start in the file, when they can be read with plain pread: HDF5's
   // POSIX driver, a contiguous allocated dataset, stored exactly as Cairn's memory type on this
   // (little-endian) host. HADDR_UNDEF otherwise, and HDF5 reads it.
@@ -230,6 +253,7 @@ class Hdf5Reader final : public StorageReader {
   std::string m_path;
   Handle m_file;
   Metadata m_metadata;
+  std::vector<std::unique_ptr<OpenDataset>> m_open;  // by entry; released before the file
 };
 
 bool has_rank_file(const std::string& directory) {
