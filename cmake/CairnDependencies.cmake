@@ -25,6 +25,32 @@ if(NOT TARGET cairn_xxhash)
   target_link_libraries(cairn_xxhash INTERFACE ${XXHASH_LIBRARY})
 endif()
 
+# Compression (ArrayEntry::compress): zlib's deflate always (HDF5 needs zlib anyway); Zstandard
+# where libzstd is found. Without it, saves that ask for Compression::Zstd are refused.
+find_package(ZLIB REQUIRED)
+find_path(ZSTD_INCLUDE_DIR zstd.h)
+find_library(ZSTD_LIBRARY NAMES zstd)
+set(_cairn_zstd_default OFF)
+if(ZSTD_INCLUDE_DIR AND ZSTD_LIBRARY)
+  set(_cairn_zstd_default ON)
+endif()
+option(CAIRN_ENABLE_ZSTD "Zstandard compression (libzstd)" ${_cairn_zstd_default})
+if(CAIRN_ENABLE_ZSTD AND NOT _cairn_zstd_default)
+  message(FATAL_ERROR "CAIRN_ENABLE_ZSTD is on but zstd.h / libzstd were not found; "
+                      "on Debian/Ubuntu: apt-get install libzstd-dev (or turn it off)")
+endif()
+if(NOT TARGET cairn_compress)
+  add_library(cairn_compress INTERFACE)
+  target_link_libraries(cairn_compress INTERFACE ZLIB::ZLIB)
+  if(CAIRN_ENABLE_ZSTD)
+    target_include_directories(cairn_compress SYSTEM INTERFACE ${ZSTD_INCLUDE_DIR})
+    target_link_libraries(cairn_compress INTERFACE ${ZSTD_LIBRARY})
+    target_compile_definitions(cairn_compress INTERFACE CAIRN_HAVE_ZSTD=1)
+  else()
+    target_compile_definitions(cairn_compress INTERFACE CAIRN_HAVE_ZSTD=0)
+  endif()
+endif()
+
 # Optional parts: each defaults to on when it is found, and can be turned off.
 find_package(Kokkos QUIET)
 option(CAIRN_ENABLE_KOKKOS "Build the Kokkos adapter (cairn::kokkos)" ${Kokkos_FOUND})

@@ -97,6 +97,7 @@ set(CAIRN_HAVE_CUDA ${CAIRN_ENABLE_CUDA})
 set(CAIRN_HAVE_NCCL ${CAIRN_ENABLE_NCCL})
 # Hints for re-finding xxHash where this build found it.
 get_filename_component(CAIRN_XXHASH_HINT "${XXHASH_INCLUDE_DIR}" DIRECTORY)
+get_filename_component(CAIRN_ZSTD_HINT "${ZSTD_INCLUDE_DIR}" DIRECTORY)
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/cairnConfig.cmake.in
   ${PROJECT_BINARY_DIR}/cairnConfig.cmake
   INSTALL_DESTINATION ${CAIRN_INSTALL_CMAKEDIR})
@@ -180,6 +181,10 @@ if(_cairn_pc_xxhash)
   list(APPEND CAIRN_PC_REQUIRES_PRIVATE ${_cairn_pc_xxhash})
 else()
   list(APPEND _cairn_private_libs ${XXHASH_LIBRARY})
+endif()
+list(APPEND _cairn_private_libs ${ZLIB_LIBRARIES})
+if(CAIRN_ENABLE_ZSTD)
+  list(APPEND _cairn_private_libs ${ZSTD_LIBRARY})
 endif()
 if(CAIRN_ENABLE_CUDA)
   list(APPEND _cairn_private_libs ${CUDA_cudart_LIBRARY})

@@ -422,6 +422,8 @@ int run(const Options& opt, MPI_Comm world) {
   }
   if (!resumed) fill_initial(dom, u);
   if (root) std::fflush(stdout);
+  // A job with a known end (CAIRN_JOB_END_TIME or SLURM_JOB_END_TIME) saves and stops in time.
+  const bool limited = manager.time_left().has_value();
 
   while (step < opt.steps) {
     dom.exchange_halos(u);
@@ -452,6 +454,18 @@ int run(const Options& opt, MPI_Comm world) {
       pending_id = manager.id_of(step);
       pending_step = step;
       if (opt.sync) finish_pending();
+    }
+
+    if (limited && step < opt.steps) {
+      cairn::State state = describe_state(dom, u, step, time, grid_n);
+      if (manager.should_exit(state, step)) {
+        if (root) {
+          std::printf("stopping at step %" PRId64 " before the job's time limit; saved to %s\n", step,
+                      manager.id_of(step).c_str());
+          std::fflush(stdout);
+        }
+        break;
+      }
     }
   }
   finish_pending();

@@ -51,7 +51,8 @@ inline bool same_value(const ScalarValue& a, const ScalarValue& b) {
 inline bool same_entry(const EntryInfo& a, const EntryInfo& b) {
   return a.name == b.name && a.kind == b.kind && a.distribution == b.distribution && a.dtype == b.dtype &&
          a.scalar_type == b.scalar_type && a.global_shape == b.global_shape && a.rank_offsets == b.rank_offsets &&
-         a.max_items_per_rank == b.max_items_per_rank && same_value(a.value, b.value);
+         a.max_items_per_rank == b.max_items_per_rank && a.compression == b.compression &&
+         a.compression_level == b.compression_level && same_value(a.value, b.value);
 }
 
 /// Field-by-field equality of two Metadata.
@@ -65,7 +66,9 @@ inline bool same_metadata(const Metadata& a, const Metadata& b) {
   for (std::size_t i = 0; i < a.chunks.size(); ++i) {
     const ChunkRecord& x = a.chunks[i];
     const ChunkRecord& y = b.chunks[i];
-    if (x.entry != y.entry || x.rank != y.rank || !(x.region == y.region) || x.checksum != y.checksum) return false;
+    if (x.entry != y.entry || x.rank != y.rank || !(x.region == y.region) || x.checksum != y.checksum ||
+        x.source != y.source)
+      return false;
   }
   return true;
 }

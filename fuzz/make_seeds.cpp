@@ -69,7 +69,7 @@ EntryInfo scalar(std::string name, Distribution distribution, ScalarValue value,
 
 ChunkRecord chunk(std::int32_t entry, std::int32_t rank, Extents offset, Extents shape) {
   const auto sum = 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(entry * 31 + rank + 1);
-  return ChunkRecord{entry, rank, Region{std::move(offset), std::move(shape)}, sum};
+  return ChunkRecord{entry, rank, Region{std::move(offset), std::move(shape)}, sum, {}};
 }
 
 Metadata header(int world) {

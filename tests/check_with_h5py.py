@@ -5,7 +5,11 @@ import h5py
 import numpy as np
 
 path, ranks = sys.argv[1], int(sys.argv[2])
+layout = sys.argv[3] if len(sys.argv) > 3 else "shared"
 with h5py.File(path, "r") as f:
+    if layout == "compressed":  # every array a chunked, deflate-compressed dataset
+        for name in ("fields/temperature", "fields/pressure", "flags", "half", "bf"):
+            assert f[name].compression == "gzip" and f[name].chunks is not None, (name, f[name].compression)
     t = f["fields/temperature"][...]
     assert t.dtype == np.float64, t.dtype
     assert t.shape == (2 * ranks + 1, 7, 5), t.shape

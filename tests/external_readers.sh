@@ -7,14 +7,14 @@ set -euo pipefail
 launcher=$1 writer=$2 python=$3 h5dump=$4 check=$5
 dir=$(mktemp -d "${TMPDIR:-/tmp}/cairn-interop-XXXXXX")
 trap 'rm -rf "$dir"' EXIT
-for layout in shared aggregated; do
+for layout in shared aggregated compressed compressed-aggregated; do
 $launcher "$writer" "$dir/$layout" "$layout"
 file="$dir/$layout/data.h5"
 test -f "$file"
 cd /
 
 if [ -n "$python" ] && "$python" -c "import h5py, numpy" 2>/dev/null; then
-  "$python" "$check" "$file" 3
+  "$python" "$check" "$file" 3 "$layout"
 else
   echo "h5py is not installed for $python: install python3-h5py" >&2
   exit 1

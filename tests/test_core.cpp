@@ -122,7 +122,7 @@ TEST(MetadataCodec, RoundTripAndDamage) {
   s.scalar_type = ScalarType::String;
   s.value = std::string("hello");
   md.entries.push_back(s);
-  md.chunks.push_back(ChunkRecord{0, 2, Region{{1, 0}, {3, 5}}, 0x1234});
+  md.chunks.push_back(ChunkRecord{0, 2, Region{{1, 0}, {3, 5}}, 0x1234, {}});
   std::vector<std::byte> blob = encode_metadata(md);
   Metadata back = decode_metadata(blob.data(), blob.size(), "test");
   EXPECT_EQ(back.world_size, 3);

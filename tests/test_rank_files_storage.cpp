@@ -151,8 +151,8 @@ RankSave make_rank_save(int rank, int world) {
   s.metadata.created_unix_time = 1234567;
   s.metadata.entries = s.entries;
   for (std::size_t i = 0; i < s.items.size(); ++i)
-    s.metadata.chunks.push_back(
-        ChunkRecord{s.items[i].entry, rank, s.items[i].region, detail::checksum(s.data[i].data(), s.data[i].size())});
+    s.metadata.chunks.push_back(ChunkRecord{
+        s.items[i].entry, rank, s.items[i].region, detail::checksum(s.data[i].data(), s.data[i].size()), {}});
   return s;
 }
 

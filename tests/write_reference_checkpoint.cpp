@@ -17,8 +17,15 @@ int main(int argc, char** argv) {
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
   MPI_Comm_size(MPI_COMM_WORLD, &size);
   const std::string layout = argc == 3 ? argv[2] : "shared";
-  if ((argc != 2 && argc != 3) || (layout != "shared" && layout != "aggregated")) {
-    if (rank == 0) std::fprintf(stderr, "usage: write_reference_checkpoint DIR [shared|aggregated]\n");
+  // compressed, compressed-aggregated: the same, every array deflate-compressed (HDF5 chunks);
+  // zstd, zstd-aggregated, zstd-rank-files: zstd-compressed, for Cairn's own readers.
+  const bool zstd = layout == "zstd" || layout == "zstd-aggregated" || layout == "zstd-rank-files";
+  const bool compressed = layout == "compressed" || layout == "compressed-aggregated" || zstd;
+  if ((argc != 2 && argc != 3) || (layout != "shared" && layout != "aggregated" && !compressed)) {
+    if (rank == 0)
+      std::fprintf(stderr,
+                   "usage: write_reference_checkpoint DIR [shared|aggregated|compressed|compressed-aggregated|"
+                   "zstd|zstd-aggregated|zstd-rank-files]\n");
     MPI_Finalize();
     return 2;
   }
@@ -74,7 +81,13 @@ int main(int argc, char** argv) {
     cairn::Checkpointer checkpointer(MPI_COMM_WORLD);
     cairn::SaveOptions options;
     // Aggregated: two part files, so that one of them holds several ranks' chunks.
-    if (layout == "aggregated") options.writer = cairn::make_hdf5_aggregated_writer(2);
+    if (layout == "aggregated" || layout == "compressed-aggregated" || layout == "zstd-aggregated")
+      options.writer = cairn::make_hdf5_aggregated_writer(2);
+    if (layout == "zstd-rank-files") options.use_collectives = false;
+    if (compressed)
+      for (cairn::Entry& entry : state.entries())
+        if (auto* array = std::get_if<cairn::ArrayEntry>(&entry.value))
+          array->compress(zstd ? cairn::Compression::Zstd : cairn::Compression::Deflate, 1);
     checkpointer.save(state, argv[1], options);
   } catch (const cairn::Error& e) {
     std::fprintf(stderr, "rank %d: %s\n", rank, e.what());

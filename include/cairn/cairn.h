@@ -216,17 +216,23 @@ CAIRN_C_API int cairn_load(cairn_checkpointer* ck, cairn_state* st, const char* 
 
 /** Options of a manager; fill with cairn_manager_options_init, then change fields. */
 typedef struct cairn_manager_options {
-  int64_t every_steps;  /**< Save when step % every_steps == 0 (0: not by step). Default 0. */
-  double every_seconds; /**< Save when this many seconds passed since the last save (0: not by time). */
-  int keep_last;        /**< Keep the newest keep_last checkpoints (at least 1). Default 3. */
-  int64_t keep_every;   /**< Also keep every checkpoint whose step is a multiple of this (0: none). */
-  int deep_check;       /**< Non-zero: latest() verifies every checksum, not only the metadata. */
-  int zero_copy;        /**< Non-zero: async saves write from the caller's memory (no staging copy);
-                             the arrays must not change until the save completes. Default 0. */
+  int64_t every_steps;        /**< Save when step % every_steps == 0 (0: not by step). Default 0. */
+  double every_seconds;       /**< Save when this many seconds passed since the last save (0: not by time). */
+  int keep_last;              /**< Keep the newest keep_last checkpoints (at least 1). Default 3. */
+  int64_t keep_every;         /**< Also keep every checkpoint whose step is a multiple of this (0: none). */
+  int deep_check;             /**< Non-zero: latest() verifies every checksum, not only the metadata. */
+  int zero_copy;              /**< Non-zero: async saves write from the caller's memory (no staging copy);
+                                   the arrays must not change until the save completes. Default 0. */
+  double mtbf_seconds;        /**< The job's mean time between failures (0: not used): saves also fall due
+                                   at the Young/Daly interval of the measured save cost. Default 0. */
+  double time_limit_seconds;  /**< Wall-clock limit from creation (0: CAIRN_JOB_END_TIME or
+                                   SLURM_JOB_END_TIME, Unix seconds, if set). Default 0. */
+  double exit_margin_seconds; /**< cairn_manager_should_exit's margin beyond twice a save. Default 60. */
 } cairn_manager_options;
 
 /** Fills *options with the defaults (every_steps 0, every_seconds 0, keep_last 3, keep_every 0,
- *  deep_check 0, zero_copy 0). Not collective. */
+ *  deep_check 0, zero_copy 0, mtbf_seconds 0, time_limit_seconds 0, exit_margin_seconds 60).
+ *  Not collective. */
 CAIRN_C_API int cairn_manager_options_init(cairn_manager_options* options);
 
 /** Collective over `comm`: a manager of checkpoints named "<root>/step_<step, 10 digits>", saving
@@ -266,6 +272,19 @@ CAIRN_C_API int cairn_manager_latest(cairn_manager* mgr, int64_t* step, int* fou
  *  *step to its step and *restored = 1; when there is none, *step = 0 and *restored = 0 (start
  *  fresh). A state that does not match the checkpoint gives CAIRN_ERR_USAGE. */
 CAIRN_C_API int cairn_manager_restore_or_start(cairn_manager* mgr, cairn_state* st, int64_t* step, int* restored);
+
+/** Collective. Sets *exit_now to 1 when the job should stop now to end before its wall-clock
+ *  limit; it then has saved `st` as the checkpoint of `step` (unless already saved) and waited for
+ *  it. *exit_now = 0 otherwise, and when no limit is known. */
+CAIRN_C_API int cairn_manager_should_exit(cairn_manager* mgr, cairn_state* st, int64_t step, int* exit_now);
+
+/** Collective. The interval in seconds that mtbf_seconds schedules saves at (0 before any save
+ *  was measured, or without mtbf_seconds), in *seconds. */
+CAIRN_C_API int cairn_manager_checkpoint_interval(cairn_manager* mgr, double* seconds);
+
+/** Collective. Seconds left before the job's wall-clock limit in *seconds and *known = 1;
+ *  *known = 0 when no limit is known. */
+CAIRN_C_API int cairn_manager_time_left(cairn_manager* mgr, double* seconds, int* known);
 
 #ifdef __cplusplus
 }

@@ -56,11 +56,22 @@ struct SaveOptions {
   StagingMode staging = StagingMode::Copy;
   /// StagingMode::Bounded: the most staging memory this rank uses, in bytes (at least 2 MiB).
   std::size_t staging_budget_bytes = std::size_t{256} << 20;
+  /// An incremental save: the id of an earlier checkpoint in the same directory as `id` (a
+  /// sibling; else UsageError). Each rank checksums its chunks before writing and leaves out those
+  /// whose bytes match the base's chunk of the same entry (same dtype and global shape) and
+  /// region: their records refer to the checkpoint holding the bytes (ChunkRecord::source: the
+  /// base, or the checkpoint the base itself refers to, never a chain). Loads and verify follow
+  /// the references, so that checkpoint must stay (CheckpointManager keeps it). A base that is
+  /// missing, damaged, of another structure, layout or rank count, or a bounded staging save,
+  /// writes every chunk instead (logged). HDF5 shared-file and posix backends only: others throw
+  /// UsageError. Empty: a full save.
+  std::string incremental_from;
 };
 
 /// Options of one load.
 struct LoadOptions {
   /// The backend to read with; when null, make_reader(), which reads every layout Cairn writes.
+  /// Either way, chunks of an incremental checkpoint held by an earlier one are read from it.
   std::shared_ptr<StorageReader> reader;
   /// Accept a stored dtype that converts losslessly into the requested one (int32 into int64).
   bool allow_lossless_conversion = true;

@@ -22,7 +22,8 @@ struct SaveTimings {
   double commit_seconds = 0;
   /// How long async_save() blocked the caller, waiting for the previous save included.
   double stall_seconds = 0;
-  /// Bytes of checkpoint data this rank wrote.
+  /// Bytes of checkpoint data this rank wrote (an incremental save: only the chunks it wrote, not
+  /// those it refers to in an earlier checkpoint).
   std::uint64_t bytes_written = 0;
 };
 

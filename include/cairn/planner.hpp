@@ -45,6 +45,9 @@ struct EntryInfo {
   std::vector<std::int64_t> rank_offsets;
   /// The most write items any one rank has for this entry (collective write rounds).
   std::int32_t max_items_per_rank = 0;
+  /// Arrays: the lossless filter on disk and its level (0: the filter's default).
+  Compression compression = Compression::None;
+  std::int32_t compression_level = 0;
   /// Replicated scalars: the value (filled at commit, not part of the plan's structure).
   ScalarValue value;
 };

@@ -60,11 +60,33 @@ struct Chunk {
   MemorySpace memory = MemorySpace::Auto;
 };
 
+/// A lossless filter applied to an array's bytes on disk.
+enum class Compression : std::uint8_t {
+  None = 0,
+  Deflate = 1,  ///< zlib's deflate: HDF5's standard filter, which every HDF5 tool reads.
+  Zstd = 2,     ///< Zstandard: faster; HDF5 tools need the zstd filter plugin (id 32015) to read it.
+};
+
 /// An n-dimensional array: element type, global shape and the chunks this rank holds (zero or more).
 struct ArrayEntry {
   DType dtype = DType::Float64;
   Extents global_shape;
   std::vector<Chunk> chunks;
+  /// How the array is compressed on disk; every rank must declare the same.
+  Compression compression = Compression::None;
+  /// The filter's level (deflate 1-9, zstd 1-22); 0: the filter's default.
+  int compression_level = 0;
+
+  /// Compresses this array on disk with `method` at `level` (0: the method's default). Returns
+  /// *this for chaining. Checked by the save, on every rank, before anything is written:
+  /// UsageError for a level outside the method's range or ranks that declare different methods or
+  /// levels, UnsupportedError for Zstd in a build without libzstd. HDF5 stores the array as a
+  /// chunked, filtered dataset; posix compresses each piece. Loads need no option.
+  ArrayEntry& compress(Compression method, int level = 0) {
+    compression = method;
+    compression_level = level;
+    return *this;
+  }
 
   /// Adds a chunk held at `data`, contiguous in `layout` order. Returns *this for chaining.
   ArrayEntry& add_chunk(Extents offset, Extents shape, void* data, Layout layout = Layout::RowMajor) {

@@ -15,7 +15,8 @@ namespace cairn {
 class ProcessGroup;
 
 /// Version of the on-disk format this library writes. Readers reject newer versions.
-inline constexpr std::uint32_t format_version = 1;
+/// Version 2 added compression per entry and chunks held by an earlier checkpoint.
+inline constexpr std::uint32_t format_version = 2;
 
 /// One region of an entry as saved: the rank that wrote it and the xxh3-64 of its bytes (row-major).
 struct ChunkRecord {
@@ -23,6 +24,10 @@ struct ChunkRecord {
   std::int32_t rank = 0;
   Region region;
   std::uint64_t checksum = 0;
+  /// Empty: the bytes are in this checkpoint. Otherwise they were unchanged since an earlier
+  /// checkpoint and only that one holds them (an incremental save): its directory, relative to
+  /// this checkpoint's directory ("../step_0000000100").
+  std::string source;
 };
 
 /// Everything a checkpoint records about itself besides the array data.
@@ -100,7 +105,8 @@ struct Hdf5Options {
   /// rank writes its own hyperslabs independently. Independent is the default: each rank's chunk is
   /// one large contiguous run of a contiguous dataset, which gains nothing from aggregation, and
   /// it measured as fast or faster (benchmarks/README.md). Collective buffering helps when chunks
-  /// are small or interleaved.
+  /// are small or interleaved. Compressed entries (ArrayEntry::compress) are always written
+  /// collectively: parallel HDF5 writes filtered datasets no other way.
   bool collective_writes = false;
   /// HDF5 metadata written collectively and read once then broadcast (H5Pset_coll_metadata_write,
   /// H5Pset_all_coll_metadata_ops).
@@ -153,7 +159,9 @@ std::unique_ptr<StorageReader> make_posix_reader();
 std::unique_ptr<StorageWriter> make_hdf5_aggregated_writer(int files = 0, const Hdf5Options& options = {});
 
 /// Reads every layout Cairn writes (HDF5 shared file, HDF5 aggregated, HDF5 rank files, posix),
-/// telling them apart on open. LoadOptions uses it when no reader is given.
+/// telling them apart on open. LoadOptions uses it when no reader is given. It follows the
+/// references of incremental checkpoints (ChunkRecord::source): regions held by an earlier
+/// checkpoint are read from it, opened once per open(); a missing one is a StorageError naming it.
 std::unique_ptr<StorageReader> make_reader();
 
 }  // namespace cairn

@@ -20,6 +20,8 @@ CAIRN_PACKAGES=(
   libhdf5-openmpi-dev
   hdf5-tools
   libxxhash-dev
+  zlib1g-dev
+  libzstd-dev
   libgtest-dev
   libcli11-dev
   python3-h5py

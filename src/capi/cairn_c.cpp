@@ -240,6 +240,9 @@ int create_manager(const char* function, MPI_Comm comm, const char* root, const 
     opts.keep_every = options->keep_every;
     opts.check = options->deep_check != 0 ? cairn::CheckMode::Deep : cairn::CheckMode::Fast;
     opts.save.staging = options->zero_copy != 0 ? cairn::StagingMode::ZeroCopy : cairn::StagingMode::Copy;
+    opts.mtbf_seconds = options->mtbf_seconds;
+    opts.time_limit_seconds = options->time_limit_seconds;
+    opts.exit_margin_seconds = options->exit_margin_seconds;
     auto handle = std::make_unique<cairn_manager>();
     handle->manager = std::make_unique<cairn::CheckpointManager>(comm, root, std::move(opts));
     handle->rank = handle->manager->checkpointer().process_group().rank();
@@ -492,6 +495,9 @@ int cairn_manager_options_init(cairn_manager_options* options) {
     options->keep_every = defaults.keep_every;
     options->deep_check = defaults.check == cairn::CheckMode::Deep ? 1 : 0;
     options->zero_copy = defaults.save.staging == cairn::StagingMode::ZeroCopy ? 1 : 0;
+    options->mtbf_seconds = defaults.mtbf_seconds;
+    options->time_limit_seconds = defaults.time_limit_seconds;
+    options->exit_margin_seconds = defaults.exit_margin_seconds;
   });
 }
 
@@ -584,6 +590,40 @@ int cairn_manager_restore_or_start(cairn_manager* mgr, cairn_state* st, int64_t*
     if (!from) return;
     *step = *from;
     *restored = 1;
+  });
+}
+
+int cairn_manager_should_exit(cairn_manager* mgr, cairn_state* st, int64_t step, int* exit_now) {
+  if (exit_now != nullptr) *exit_now = 0;
+  return guarded({"cairn_manager_should_exit", mgr != nullptr ? mgr->rank : kWorldRank}, [&] {
+    require(mgr, "mgr");
+    require(st, "st");
+    require(exit_now, "exit_now");
+    finish_pending(mgr);  // a failed earlier save is reported here, not lost
+    *exit_now = mgr->manager->should_exit(st->state, step) ? 1 : 0;
+  });
+}
+
+int cairn_manager_checkpoint_interval(cairn_manager* mgr, double* seconds) {
+  if (seconds != nullptr) *seconds = 0;
+  return guarded({"cairn_manager_checkpoint_interval", mgr != nullptr ? mgr->rank : kWorldRank}, [&] {
+    require(mgr, "mgr");
+    require(seconds, "seconds");
+    *seconds = mgr->manager->checkpoint_interval();
+  });
+}
+
+int cairn_manager_time_left(cairn_manager* mgr, double* seconds, int* known) {
+  if (seconds != nullptr) *seconds = 0;
+  if (known != nullptr) *known = 0;
+  return guarded({"cairn_manager_time_left", mgr != nullptr ? mgr->rank : kWorldRank}, [&] {
+    require(mgr, "mgr");
+    require(seconds, "seconds");
+    require(known, "known");
+    const std::optional<double> left = mgr->manager->time_left();
+    if (!left) return;
+    *seconds = *left;
+    *known = 1;
   });
 }
 

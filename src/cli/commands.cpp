@@ -11,6 +11,7 @@
 #include "cli/progress.hpp"
 #include "comm/agree.hpp"
 #include "core/checksum.hpp"
+#include "core/compression.hpp"
 #include "core/region.hpp"
 #include "storage/common/publish.hpp"
 #include "storage/hdf5/hdf5_handle.hpp"
@@ -573,6 +574,9 @@ int info_rank0(const InfoArgs& args, std::ostream& out, std::ostream& err) {
   }
   const Metadata& md = reader->metadata();
   const std::vector<EntryStats> stats = entry_stats(md);
+  std::map<std::string, std::int64_t> references;  // incremental saves: chunks held elsewhere, by holder
+  for (const ChunkRecord& c : md.chunks)
+    if (!c.source.empty()) ++references[c.source];
 
   // Rank-local scalars are small 1-D arrays (one value per saved rank): read them to show them.
   std::map<std::size_t, std::vector<ScalarValue>> per_rank_values;
@@ -619,12 +623,19 @@ int info_rank0(const InfoArgs& args, std::ostream& out, std::ostream& err) {
     json.field("library_version", md.library_version).field("world_size", static_cast<std::int64_t>(md.world_size));
     json.field("created_unix_time", md.created_unix_time).field("bytes_on_disk", disk);
     json.field("files", static_cast<std::int64_t>(files)).field("chunks", static_cast<std::int64_t>(md.chunks.size()));
+    json.key("references").begin_array();
+    for (const auto& [source, chunks] : references)
+      json.begin_object().field("checkpoint", source).field("chunks", chunks).end_object();
+    json.end_array();
     json.key("entries").begin_array();
     for (std::size_t e = 0; e < md.entries.size(); ++e) {
       const EntryInfo& info = md.entries[e];
       json.begin_object().field("name", info.name).field("kind", kind_name(info.kind));
       json.field("distribution", distribution_name(info.distribution)).field("dtype", type_name(info));
       json.field("shape", info.global_shape).field("chunks", stats[e].chunks).field("bytes", stats[e].bytes);
+      if (info.compression != Compression::None)
+        json.field("compression", std::string(detail::compression_name(info.compression)))
+            .field("compression_level", static_cast<std::int64_t>(info.compression_level));
       json.key("ranks").begin_array();
       for (const int r : stats[e].ranks) json.value(r);
       json.end_array();
@@ -655,7 +666,14 @@ int info_rank0(const InfoArgs& args, std::ostream& out, std::ostream& err) {
     out << "created          " << utc_time(md.created_unix_time) << " (" << human_age(now - md.created_unix_time)
         << " ago)\n";
   out << "size on disk     " << human_bytes(disk) << " in " << files << " files\n";
-  out << "entries          " << md.entries.size() << " (" << md.chunks.size() << " chunks)\n\n";
+  out << "entries          " << md.entries.size() << " (" << md.chunks.size() << " chunks)\n";
+  if (!references.empty()) {
+    out << "refers to        ";
+    for (auto it = references.begin(); it != references.end(); ++it)
+      out << (it == references.begin() ? "" : ", ") << it->first << " (" << it->second << " chunks)";
+    out << '\n';
+  }
+  out << '\n';
   std::vector<std::vector<std::string>> rows;
   for (std::size_t e = 0; e < md.entries.size(); ++e) {
     const EntryInfo& info = md.entries[e];
@@ -669,7 +687,12 @@ int info_rank0(const InfoArgs& args, std::ostream& out, std::ostream& err) {
       value += it->second.size() > 8 ? ", ...]" : "]";
     }
     const bool attribute = info.kind == EntryKind::Scalar && info.distribution == Distribution::Replicated;
-    rows.push_back({info.name, kind_name(info.kind), distribution_name(info.distribution), type_name(info),
+    // A compressed array: "float64 (zstd)", "float64 (deflate 1)".
+    std::string type = type_name(info);
+    if (info.compression != Compression::None)
+      type += std::string(" (") + detail::compression_name(info.compression) +
+              (info.compression_level != 0 ? " " + std::to_string(info.compression_level) : std::string()) + ")";
+    rows.push_back({info.name, kind_name(info.kind), distribution_name(info.distribution), type,
                     attribute ? std::string("-") : detail::to_string(info.global_shape),
                     std::to_string(stats[e].chunks), human_bytes(stats[e].bytes),
                     stats[e].ranks.empty() ? std::string("-") : rank_ranges(stats[e].ranks), value});

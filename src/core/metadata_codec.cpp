@@ -4,6 +4,7 @@
 
 #include "core/checksum.hpp"
 
+#include <algorithm>
 #include <cstring>
 
 namespace cairn::detail {
@@ -86,7 +87,8 @@ std::vector<std::byte> encode_metadata(const Metadata& md) {
     out.bytes().reserve(estimate);
   }
   out.raw(metadata_magic, sizeof metadata_magic);
-  out.u32(md.format_version);
+  // At least the current format, whose fields are written below (a test may ask for a future one).
+  out.u32(std::max(md.format_version, format_version));
   out.str(md.library_version);
   out.i32(md.world_size);
   out.i64(md.created_unix_time);
@@ -99,6 +101,12 @@ std::vector<std::byte> encode_metadata(const Metadata& md) {
     encode_region(out, c.region);
     out.u64(c.checksum);
   }
+  // Version 2: what version 1 lacks, after all of it.
+  for (const EntryInfo& e : md.entries) {
+    out.u8(static_cast<std::uint8_t>(e.compression));
+    out.i32(e.compression_level);
+  }
+  for (const ChunkRecord& c : md.chunks) out.str(c.source);
   const std::uint64_t sum = checksum(out.bytes().data(), out.bytes().size());
   out.u64(sum);
   return std::move(out.bytes());
@@ -150,6 +158,24 @@ Metadata decode_metadata(const std::byte* data, std::size_t size, const std::str
     }
     if (!inside) in.fail("chunk " + std::to_string(i) + " of '" + e.name + "' lies outside its global shape");
     md.chunks.push_back(std::move(c));
+  }
+  if (md.format_version >= 2) {
+    for (EntryInfo& e : md.entries) {
+      const std::uint8_t method = in.u8();
+      if (method > static_cast<std::uint8_t>(Compression::Zstd))
+        in.fail("entry '" + e.name + "' has unknown compression " + std::to_string(method));
+      e.compression = static_cast<Compression>(method);
+      e.compression_level = in.i32();
+    }
+    for (ChunkRecord& c : md.chunks) {
+      c.source = in.str();
+      // A reference names a sibling checkpoint: "../<name>", never a path that leaves the root.
+      if (!c.source.empty() &&
+          (c.source.rfind("../", 0) != 0 || c.source.size() <= 3 || c.source.find('/', 3) != std::string::npos ||
+           c.source == "../.." || c.source == "../."))
+        in.fail("a chunk of '" + md.entries[static_cast<std::size_t>(c.entry)].name + "' refers to '" + c.source +
+                "', not to a sibling checkpoint");
+    }
   }
   if (in.remaining() != 0) in.fail("trailing bytes after the chunk table");
   return md;

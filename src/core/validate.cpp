@@ -3,6 +3,7 @@
 #include <cairn/error.hpp>
 
 #include "core/checksum.hpp"
+#include "core/compression.hpp"
 #include "core/names.hpp"
 #include "core/region.hpp"
 
@@ -34,7 +35,16 @@ bool chunk_pointers_ok(const Chunk& chunk, std::size_t ndim) {
   return true;
 }
 
-void validate_array(const Entry& entry, const ArrayEntry& array, int rank, std::vector<BoxRef>& boxes) {
+void validate_array(const Entry& entry, const ArrayEntry& array, int rank, Purpose purpose,
+                    std::vector<BoxRef>& boxes) {
+  if (purpose == Purpose::Save) {  // a load decompresses whatever the checkpoint holds
+    if (const std::string problem = compression_problem(array.compression, array.compression_level); !problem.empty())
+      fail(entry, rank, problem);
+    if (!compression_built(array.compression))
+      throw UnsupportedError("entry '" + entry.name + "' on rank " + std::to_string(rank) + ": this Cairn was built " +
+                             "without " + compression_name(array.compression) +
+                             " compression (install libzstd-dev and rebuild Cairn, or use Compression::Deflate)");
+  }
   if (!dtype_is_valid(array.dtype))
     fail(entry, rank, "unknown dtype value " + std::to_string(static_cast<unsigned>(array.dtype)));
   if (array.global_shape.empty() || array.global_shape.size() > 32)
@@ -196,7 +206,7 @@ void validate_everything(const State& state, int rank, Purpose purpose) {
         fail(entry, rank, "only rank-local entries take a source rank");
       if (purpose == Purpose::Save) fail(entry, rank, "a source rank applies to loading only");
     }
-    if (const auto* array = std::get_if<ArrayEntry>(&entry.value)) validate_array(entry, *array, rank, boxes);
+    if (const auto* array = std::get_if<ArrayEntry>(&entry.value)) validate_array(entry, *array, rank, purpose, boxes);
     if (const auto* bytes = std::get_if<BytesEntry>(&entry.value)) validate_bytes(entry, *bytes, rank, purpose);
     if (const auto* scalar = std::get_if<ScalarEntry>(&entry.value)) validate_scalar(entry, *scalar, rank);
   }
@@ -218,6 +228,8 @@ std::uint64_t validated_structure(const State& state, Purpose purpose, bool& poi
           static_cast<std::uint64_t>(static_cast<std::uint32_t>(entry.source_rank)) << 16);
     if (const auto* array = std::get_if<ArrayEntry>(&entry.value)) {
       h.u64(static_cast<std::uint64_t>(array->dtype) | std::uint64_t{array->chunks.size()} << 8);
+      h.u64(static_cast<std::uint64_t>(array->compression) |
+            static_cast<std::uint64_t>(static_cast<std::uint32_t>(array->compression_level)) << 8);
       h.extents(array->global_shape);
       for (const Chunk& chunk : array->chunks) {
         h.extents(chunk.offset);

@@ -3,6 +3,7 @@
 
 #include "comm/agree.hpp"
 #include "comm/broadcast.hpp"
+#include "core/byte_codec.hpp"
 #include "core/checksum.hpp"
 #include "core/fault.hpp"
 #include "core/log.hpp"
@@ -17,14 +18,20 @@
 #include "exec/save_task.hpp"
 #include "plan/plan_codec.hpp"
 #include "stage/staging.hpp"
+#include "storage/common/incremental.hpp"
 #include "storage/common/publish.hpp"
 #include "storage/hdf5/hdf5_rank_files.hpp"
+#include "storage/layout/reference_reader.hpp"
+
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <map>
 #include <mutex>
 #include <string>
 #include <tuple>
@@ -242,6 +249,48 @@ std::exception_ptr in_step(const std::string& step, std::exception_ptr failure) 
   }
 }
 
+// The reader of a load or verify: the caller's, made to follow the references of incremental
+// checkpoints when it does not already, or make_reader().
+std::shared_ptr<StorageReader> reader_for(const std::shared_ptr<StorageReader>& given) {
+  if (!given) return make_reader();
+  if (detail::follows_references(*given)) return given;
+  return detail::follow_references(given);
+}
+
+// True when `a` and `b` name the same directory (lexically, or the same inode when both exist).
+bool same_directory(const std::string& a, const std::string& b) {
+  if (a == b) return true;
+  struct stat sa {};
+  struct stat sb {};
+  return ::stat(a.c_str(), &sa) == 0 && ::stat(b.c_str(), &sb) == 0 && sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+}
+
+// The directory of the base of an incremental save, checked; "" for a full save.
+std::string incremental_base(const SaveOptions& options, const detail::CheckpointPaths& paths) {
+  if (options.incremental_from.empty()) return {};
+  if (options.writer && dynamic_cast<const detail::IncrementalWriter*>(options.writer.get()) == nullptr)
+    throw UsageError(
+        "incremental saves (SaveOptions::incremental_from) are written by the HDF5 shared-file and "
+        "posix backends only; this writer (the aggregated HDF5 or rank-files layout, or one of the "
+        "caller's) cannot refer to an earlier checkpoint");
+  const detail::CheckpointPaths base = detail::checkpoint_paths(options.incremental_from);
+  if (same_directory(base.final_dir, paths.final_dir))
+    throw UsageError("checkpoint '" + paths.final_dir + "' cannot be saved incrementally from itself");
+  if (!same_directory(base.parent_dir, paths.parent_dir))
+    throw UsageError("the base '" + options.incremental_from + "' of incremental save '" + paths.final_dir +
+                     "' must lie in the same directory (a sibling checkpoint), not in '" + base.parent_dir + "'");
+  if (options.staging == StagingMode::Bounded) {
+    static std::once_flag told;
+    std::call_once(told, [] {
+      detail::log(detail::LogLevel::Warn,
+                  "incremental saves with bounded staging write every chunk: a chunk's checksum is only known once "
+                  "its last piece is staged");
+    });
+    return {};
+  }
+  return base.final_dir;
+}
+
 }  // namespace
 
 // One save from the moment its bytes are staged: the steps the worker runs (or, under a low MPI
@@ -269,6 +318,13 @@ struct SaveOperation {
   std::vector<std::exception_ptr> piece_failures;  // staging failures, agreed when written
   std::vector<detail::Piece> bounded_pieces;
   std::vector<detail::Checksummer> sums;  // one per plan item, fed in row-major order
+  bool sums_done = false;                 // computed before the write (incremental saves)
+
+  // Incremental saves: the base's directory ("" for a full save) and, by plan item, the
+  // checkpoint that holds the bytes of an item left out ("" when written).
+  std::string base_dir;
+  std::vector<std::string> item_source;
+  bool leaves_out = false;  // on some rank
   std::atomic<int> pieces_written{0};
   std::atomic<bool> failed{false};
 
@@ -335,8 +391,11 @@ struct SaveOperation {
       else if (rank == 0)
         detail::begin_checkpoint(paths, overwrite);
     });
+    if (!base_dir.empty()) compare_with_base();
     step("open", [&] {
-      writer->set_local_items(plan->items);
+      if (auto* incremental = dynamic_cast<detail::IncrementalWriter*>(writer.get()))
+        incremental->set_leaves_out(leaves_out);
+      writer->set_local_items(item_source.empty() ? plan->items : written_items());
       writer->open(paths.partial_dir, plan->entries, *group);
     });
     timings.write_seconds += seconds_since(start);
@@ -353,9 +412,15 @@ struct SaveOperation {
       }
       // Checksums here rather than while staging: they stay off the caller's stall. Pieces come
       // in order, and a piece's sub-items in row-major order within their item.
-      for (std::size_t k = 0; k < buffers.size(); ++k) {
+      for (std::size_t k = 0; k < buffers.size() && !sums_done; ++k) {
         const std::size_t item = bounded_pieces.empty() ? k : bounded_pieces[piece].plan_item[k];
         sums[item].update(buffers[k].data, detail::item_bytes(*plan, *buffers[k].item));
+      }
+      if (!item_source.empty()) {  // an incremental save: only what no earlier checkpoint holds
+        std::vector<WriteBuffer> written;
+        for (std::size_t k = 0; k < buffers.size(); ++k)
+          if (item_source[k].empty()) written.push_back(buffers[k]);
+        buffers.swap(written);
       }
       writer->write(buffers);
       for (const WriteBuffer& b : buffers) timings.bytes_written += detail::item_bytes(*plan, *b.item);
@@ -365,8 +430,165 @@ struct SaveOperation {
     pieces_written.fetch_add(1);
   }
 
+  // Incremental saves, before the open: checksums every item from its staged bytes, and marks
+  // those whose checksum matches the base's record of the same region (rank 0 reads the base's
+  // metadata and sends each rank the records of its items).
+  void compare_with_base() {
+    step("checksums", [&] {
+      const std::vector<WriteBuffer>& buffers = pieces.at(0);
+      if (!piece_failures.at(0) && buffers.size() != plan->items.size())
+        throw InternalError("staged " + std::to_string(buffers.size()) + " buffers for " +
+                            std::to_string(plan->items.size()) + " items");
+      for (std::size_t k = 0; k < buffers.size(); ++k)
+        sums[k].update(buffers[k].data, detail::item_bytes(*plan, *buffers[k].item));
+      sums_done = true;
+    });
+    if (failure) return;
+    std::vector<std::vector<std::byte>> expected;
+    if (rank == 0) expected = expected_from_base();
+    const std::vector<std::byte> mine = group->scatter(expected, 0);
+    step("compare with the base", [&] {
+      if (mine.empty()) return;  // no usable base: a full save
+      detail::ByteReader in(mine.data(), mine.size(), "the base's chunk records");
+      if (in.u64() != plan->items.size()) return;
+      std::vector<std::string> sources(plan->items.size());
+      std::size_t left_out = 0;
+      for (std::size_t k = 0; k < sources.size(); ++k) {
+        if (in.u8() == 0) continue;
+        const std::uint64_t sum = in.u64();
+        std::string source = in.str();
+        if (sum == sums[k].digest() && detail::item_bytes(*plan, plan->items[k]) > 0) {
+          sources[k] = std::move(source);
+          ++left_out;
+        }
+      }
+      if (left_out > 0) item_source = std::move(sources);
+    });
+    if (failure) return;
+    std::int64_t any = item_source.empty() ? 0 : 1;
+    group->allreduce(&any, 1, ReduceOp::Max);
+    leaves_out = any != 0;
+  }
+
+  // Rank 0: for every rank, for each of its items, the checksum and holder of the base's chunk
+  // with the same entry, dtype, global shape and region. Any trouble with the base (missing,
+  // damaged, another layout or rank count) is logged, and every chunk is written.
+  std::vector<std::vector<std::byte>> expected_from_base() const noexcept {
+    const auto ranks = static_cast<std::size_t>(group->size());
+    std::vector<std::vector<std::byte>> out(ranks);
+    try {
+      if (global_items == nullptr || global_items->size() != ranks) throw InternalError("no global plan");
+      struct stat st {};
+      if (::stat((base_dir + "/" + detail::marker_file_name).c_str(), &st) != 0)
+        throw StorageError("it is not a published checkpoint: " + detail::errno_text(errno));
+      const auto* capable = dynamic_cast<const detail::IncrementalWriter*>(writer.get());
+      if (capable == nullptr || !capable->same_layout(base_dir))
+        throw UsageError("it was written in another layout than this save's");
+      Metadata base;
+      {
+        SerialProcessGroup alone;
+        std::unique_ptr<StorageReader> reader = detail::make_layout_reader();
+        try {
+          reader->open(base_dir, alone);
+          base = reader->metadata();
+        } catch (...) {
+          reader->close();
+          throw;
+        }
+        reader->close();
+      }
+      if (base.world_size != group->size())
+        throw UsageError("it was saved on " + std::to_string(base.world_size) + " ranks, not " +
+                         std::to_string(group->size()));
+      // This save's entries that the base has alike: arrays of at least one dimension.
+      std::unordered_map<std::string_view, std::size_t> base_index;
+      for (std::size_t e = 0; e < base.entries.size(); ++e) base_index.emplace(base.entries[e].name, e);
+      std::vector<std::int64_t> base_entry_of(plan->entries.size(), -1);
+      std::vector<bool> used(base.entries.size(), false);
+      for (std::size_t e = 0; e < plan->entries.size(); ++e) {
+        const EntryInfo& info = plan->entries[e];
+        if (info.kind != EntryKind::Array || info.global_shape.empty()) continue;
+        auto found = base_index.find(info.name);
+        if (found == base_index.end()) continue;
+        const EntryInfo& held = base.entries[found->second];
+        if (held.kind != info.kind || held.dtype != info.dtype || held.global_shape != info.global_shape) continue;
+        base_entry_of[e] = static_cast<std::int64_t>(found->second);
+        used[found->second] = true;
+      }
+      std::vector<std::map<std::pair<Extents, Extents>, const ChunkRecord*>> by_region(base.entries.size());
+      for (const ChunkRecord& c : base.chunks)
+        if (used[static_cast<std::size_t>(c.entry)])
+          by_region[static_cast<std::size_t>(c.entry)].emplace(std::make_pair(c.region.offset, c.region.shape), &c);
+      // The holder of a chunk: the base, or the checkpoint the base refers to, if it is there.
+      const std::string base_source = "../" + base_dir.substr(base_dir.find_last_of('/') + 1);
+      std::map<std::string, bool> present;
+      auto holder = [&](const ChunkRecord& c) -> std::string {
+        const std::string source = c.source.empty() ? base_source : c.source;
+        auto [it, fresh] = present.try_emplace(source, true);
+        if (fresh && !c.source.empty()) {
+          const std::string dir = detail::referenced_directory(base_dir, source);
+          it->second = ::stat((dir + "/" + detail::marker_file_name).c_str(), &st) == 0;
+          if (!it->second)
+            detail::log(detail::LogLevel::Warn, what + ": checkpoint '" + dir + "', which base '" + base_dir +
+                                                    "' refers to, is missing: its chunks are written again");
+        }
+        return it->second ? source : std::string();
+      };
+      for (std::size_t r = 0; r < ranks; ++r) {
+        detail::ByteWriter w;
+        const std::vector<WriteItem>& items = (*global_items)[r];
+        w.u64(items.size());
+        for (const WriteItem& item : items) {
+          const std::int64_t b = base_entry_of[static_cast<std::size_t>(item.entry)];
+          const ChunkRecord* match = nullptr;
+          if (b >= 0) {
+            const auto& regions = by_region[static_cast<std::size_t>(b)];
+            auto found = regions.find(std::make_pair(item.region.offset, item.region.shape));
+            if (found != regions.end()) match = found->second;
+          }
+          const std::string source = match ? holder(*match) : std::string();
+          w.u8(source.empty() ? 0 : 1);
+          if (source.empty()) continue;
+          w.u64(match->checksum);
+          w.str(source);
+        }
+        out[r] = std::move(w.bytes());
+      }
+    } catch (const std::exception& e) {
+      detail::log(detail::LogLevel::Warn, what + ": the base '" + base_dir + "' cannot be used (" + e.what() +
+                                              "): every chunk is written, as in a full save");
+      out.assign(ranks, {});
+    } catch (...) {
+      out.assign(ranks, {});
+    }
+    return out;
+  }
+
+  // The plan's items that this incremental save writes.
+  std::vector<WriteItem> written_items() const {
+    std::vector<WriteItem> items;
+    for (std::size_t k = 0; k < plan->items.size(); ++k)
+      if (item_source[k].empty()) items.push_back(plan->items[k]);
+    return items;
+  }
+
+  // This rank's references for the commit: (item, holder) for each item left out.
+  std::vector<std::byte> encode_sources() const {
+    detail::ByteWriter w;
+    std::uint64_t n = 0;
+    for (const std::string& source : item_source) n += source.empty() ? 0 : 1;
+    w.u64(n);
+    for (std::size_t k = 0; k < item_source.size(); ++k) {
+      if (item_source[k].empty()) continue;
+      w.u64(k);
+      w.str(item_source[k]);
+    }
+    return std::move(w.bytes());
+  }
+
   Metadata make_metadata(const std::vector<std::vector<std::uint64_t>>& checksums,
-                         const std::vector<std::vector<WriteItem>>& items_per_rank, int first_rank) const {
+                         const std::vector<std::vector<WriteItem>>& items_per_rank, int first_rank,
+                         const std::vector<std::vector<std::byte>>& sources_per_rank = {}) const {
     Metadata md;
     md.library_version = version();
     md.world_size = group->size();
@@ -381,9 +603,21 @@ struct SaveOperation {
       if (checksums[r].size() != items.size())
         throw InternalError("rank " + std::to_string(r) + " reported " + std::to_string(checksums[r].size()) +
                             " checksums for " + std::to_string(items.size()) + " items");
+      const std::size_t first_record = md.chunks.size();
       for (std::size_t i = 0; i < items.size(); ++i)
-        md.chunks.push_back(ChunkRecord{items[i].entry, static_cast<std::int32_t>(first_rank + static_cast<int>(r)),
-                                        items[i].region, checksums[r][i]});
+        md.chunks.push_back(ChunkRecord{items[i].entry,
+                                        static_cast<std::int32_t>(first_rank + static_cast<int>(r)),
+                                        items[i].region,
+                                        checksums[r][i],
+                                        {}});
+      if (r >= sources_per_rank.size() || sources_per_rank[r].empty()) continue;
+      detail::ByteReader in(sources_per_rank[r].data(), sources_per_rank[r].size(),
+                            "the references of rank " + std::to_string(r));
+      for (std::uint64_t n = in.u64(); n > 0; --n) {
+        const std::uint64_t k = in.u64();
+        if (k >= items.size()) in.fail("item " + std::to_string(k) + " out of range");
+        md.chunks[first_record + k].source = in.str();
+      }
     }
     return md;
   }
@@ -422,13 +656,15 @@ struct SaveOperation {
     }
     if (failure) return;
     std::vector<std::vector<std::byte>> gathered = group->gather(to_bytes(mine), 0);
+    std::vector<std::vector<std::byte>> references;
+    if (!base_dir.empty()) references = group->gather(encode_sources(), 0);
     std::vector<std::byte> blob;
     step("metadata", [&] {
       detail::fault_point("metadata", rank);
       if (rank != 0) return;
       std::vector<std::vector<std::uint64_t>> all;
       for (const auto& bytes : gathered) all.push_back(from_bytes(bytes));
-      blob = detail::encode_metadata(make_metadata(all, *global_items, 0));
+      blob = detail::encode_metadata(make_metadata(all, *global_items, 0, references));
     });
     if (failure) return;
     detail::broadcast_bytes(*group, blob, 0);
@@ -676,9 +912,17 @@ SaveFuture Checkpointer::Impl::async_save(const State& state, const std::string&
   auto phase_start = std::chrono::steady_clock::now();
   try {
     if (op->collective) {
+      // Every rank must name the same base (or none): the incremental steps are collective.
+      const std::uint64_t base_hash =
+          detail::checksum(options.incremental_from.data(), options.incremental_from.size());
+      std::int64_t bases[2] = {static_cast<std::int64_t>(base_hash >> 1), -static_cast<std::int64_t>(base_hash >> 1)};
+      g.allreduce(bases, 2, ReduceOp::Max);
       detail::agree_on(g, what + " (validate)", [&] {
         detail::fault_point("validate", rank);
         op->paths = detail::checkpoint_paths(id);
+        if (bases[0] != -bases[1])
+          throw UsageError("the ranks name different bases for the incremental save (SaveOptions::incremental_from)");
+        op->base_dir = incremental_base(options, op->paths);
         detail::validate_state(state, rank, g.size(), detail::Purpose::Save);
         if (options.staging == StagingMode::Bounded && options.staging_budget_bytes < (std::size_t{2} << 20))
           throw UsageError("the staging budget of " + std::to_string(options.staging_budget_bytes) +
@@ -689,6 +933,10 @@ SaveFuture Checkpointer::Impl::async_save(const State& state, const std::string&
     } else {
       detail::fault_point("validate", rank);
       op->paths = detail::checkpoint_paths(id);
+      if (!options.incremental_from.empty())
+        throw UsageError(
+            "incremental saves need collectives: a save with use_collectives = false writes the "
+            "rank-files layout, which cannot refer to an earlier checkpoint");
       detail::validate_state(state, rank, g.size(), detail::Purpose::Save);
       detail::fault_point("plan", rank);
       make_local_plan(g, p, state);
@@ -829,7 +1077,7 @@ VerifyReport Checkpointer::Impl::verify(const std::string& id, const VerifyOptio
         throw UsageError("the verification buffer of " + std::to_string(options.buffer_bytes) +
                          " bytes is below the minimum of " + std::to_string(minimum_read_buffer));
     });
-    std::shared_ptr<StorageReader> reader = options.reader ? options.reader : make_reader();
+    std::shared_ptr<StorageReader> reader = reader_for(options.reader);
     try {
       detail::agree_on(g, what + " (open)", [&] { reader->open(paths.final_dir, g); });
       report = detail::verify_all_chunks(*reader, g, options.buffer_bytes, "checkpoint '" + id + "'");
@@ -864,7 +1112,7 @@ void Checkpointer::Impl::load_on(ProcessGroup& g, State& state, const std::strin
     detail::fault_point("load-open", rank);
   });
 
-  std::shared_ptr<StorageReader> reader = options.reader ? options.reader : make_reader();
+  std::shared_ptr<StorageReader> reader = reader_for(options.reader);
   try {
     detail::agree_on(g, what + " (open)", [&] { reader->open(paths.final_dir, g); });
     const Metadata& md = reader->metadata();
@@ -1082,6 +1330,23 @@ SaveFuture detail::CheckpointerAccess::async_save(Checkpointer& checkpointer, co
 
 void detail::CheckpointerAccess::run_on_worker(Checkpointer& checkpointer, const std::function<void()>& job) {
   checkpointer.m_impl->run_on_worker(job);
+}
+
+SaveFuture detail::CheckpointerAccess::run_after(Checkpointer& checkpointer, std::function<void()> job) {
+  auto task = std::make_shared<detail::SaveTask>(checkpointer.m_impl->executor.get());
+  checkpointer.m_impl->executor->post([task, job = std::move(job)] {
+    std::exception_ptr failure;
+    const auto start = std::chrono::steady_clock::now();
+    try {
+      job();
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    SaveTimings timings;
+    timings.commit_seconds = seconds_since(start);
+    task->complete(failure, timings);
+  });
+  return SaveFuture(task);
 }
 
 void Checkpointer::wait() {

@@ -24,6 +24,10 @@ struct CheckpointerAccess {
   /// Waits for the save in flight, then runs `job` on the worker and waits for it; rethrows what
   /// it throws. Collective when `job` is.
   static void run_on_worker(Checkpointer& checkpointer, const std::function<void()>& job);
+  /// Queues `job` on the worker after the save in flight and returns at once: the future
+  /// completes when it has run, with what it threw. Collective when `job` is; the next save, load
+  /// or wait() waits for it.
+  static SaveFuture run_after(Checkpointer& checkpointer, std::function<void()> job);
 };
 
 }  // namespace cairn::detail

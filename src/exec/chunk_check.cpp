@@ -43,7 +43,8 @@ bool contiguous_within(const Region& inner, const Region& outer) {
 
 std::string describe_chunk(const Metadata& md, const ChunkRecord& chunk) {
   return "chunk " + to_string(chunk.region) + " of entry '" + md.entries[static_cast<std::size_t>(chunk.entry)].name +
-         "' saved by rank " + std::to_string(chunk.rank);
+         "' saved by rank " + std::to_string(chunk.rank) +
+         (chunk.source.empty() ? std::string() : " (its bytes held by checkpoint '" + chunk.source + "')");
 }
 
 // One saved chunk read whole.

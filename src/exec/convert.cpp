@@ -164,6 +164,7 @@ void convert_checkpoint(ProcessGroup& group, const std::string& from, const std:
     }
 
     Metadata out = md;
+    for (ChunkRecord& chunk : out.chunks) chunk.source.clear();  // every chunk was written here
     out.format_version = format_version;
     out.library_version = version();
     out.entries = entries;

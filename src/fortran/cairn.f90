@@ -68,6 +68,9 @@ module cairn
     integer(c_int64_t) :: keep_every
     integer(c_int) :: deep_check
     integer(c_int) :: zero_copy
+    real(c_double) :: mtbf_seconds
+    real(c_double) :: time_limit_seconds
+    real(c_double) :: exit_margin_seconds
   end type manager_options_c
 
   ! The message of a usage error found by this module before any C call (the C API keeps the others).
@@ -80,6 +83,7 @@ module cairn
   public :: cairn_save, cairn_async_save, cairn_wait, cairn_test, cairn_load
   public :: cairn_manager_create, cairn_manager_free, cairn_manager_save_if_due, cairn_manager_save
   public :: cairn_manager_wait, cairn_manager_latest, cairn_manager_restore_or_start
+  public :: cairn_manager_should_exit
 
   !> cairn_state_add_array(st, name, array, global_shape, offset [, ierr]): adds a sharded array of
   !> which this rank holds `array` (real(4|8), integer(4|8), rank 1 to 3), at the 0-based `offset`
@@ -243,6 +247,13 @@ module cairn
       integer(c_int) :: saved
       integer(c_int) :: c_manager_save_if_due
     end function c_manager_save_if_due
+    function c_manager_should_exit(mgr, st, step, exit_now) bind(c, name="cairn_manager_should_exit")
+      import :: c_int, c_ptr, c_int64_t
+      type(c_ptr), value :: mgr, st
+      integer(c_int64_t), value :: step
+      integer(c_int) :: exit_now
+      integer(c_int) :: c_manager_should_exit
+    end function c_manager_should_exit
     function c_manager_save(mgr, st, step) bind(c, name="cairn_manager_save")
       import :: c_int, c_ptr, c_int64_t
       type(c_ptr), value :: mgr, st
@@ -507,8 +518,11 @@ contains
   !> Collective over `comm`: a manager of checkpoints "<root>/step_<step, 10 digits>" that saves
   !> every `every_steps` steps and keeps the newest `keep_last`; optionally also every
   !> `every_seconds` seconds, every checkpoint whose step is a multiple of `keep_every`, and
-  !> verifies every checksum when looking for the latest (`deep_check`).
-  subroutine cairn_manager_create(comm, root, every_steps, keep_last, mgr, ierr, every_seconds, keep_every, deep_check)
+  !> verifies every checksum when looking for the latest (`deep_check`); `mtbf_seconds` schedules
+  !> saves at the Young/Daly interval, `time_limit_seconds` and `exit_margin_seconds` set what
+  !> cairn_manager_should_exit goes by.
+  subroutine cairn_manager_create(comm, root, every_steps, keep_last, mgr, ierr, every_seconds, keep_every, deep_check, &
+                                  mtbf_seconds, time_limit_seconds, exit_margin_seconds)
     integer, intent(in) :: comm
     character(len=*), intent(in) :: root
     integer, intent(in) :: every_steps, keep_last
@@ -517,6 +531,7 @@ contains
     real(c_double), intent(in), optional :: every_seconds
     integer, intent(in), optional :: keep_every
     logical, intent(in), optional :: deep_check
+    real(c_double), intent(in), optional :: mtbf_seconds, time_limit_seconds, exit_margin_seconds
     type(manager_options_c) :: options
     integer(c_int) :: status
     status = c_manager_options_init(options)
@@ -525,6 +540,9 @@ contains
     if (present(every_seconds)) options%every_seconds = every_seconds
     if (present(keep_every)) options%keep_every = int(keep_every, c_int64_t)
     if (present(deep_check)) options%deep_check = merge(1_c_int, 0_c_int, deep_check)
+    if (present(mtbf_seconds)) options%mtbf_seconds = mtbf_seconds
+    if (present(time_limit_seconds)) options%time_limit_seconds = time_limit_seconds
+    if (present(exit_margin_seconds)) options%exit_margin_seconds = exit_margin_seconds
     call finish(c_manager_create_f(int(comm, c_int), c_string(root), options, mgr%ptr), ierr)
   end subroutine cairn_manager_create
 
@@ -552,6 +570,21 @@ contains
     if (present(saved)) saved = flag /= 0
     call finish(status, ierr)
   end subroutine cairn_manager_save_if_due
+
+  !> Collective. exit_now = .true. when the job should stop now to end before its wall-clock limit;
+  !> `st` has then been saved as the checkpoint of `step` (unless already saved) and published.
+  subroutine cairn_manager_should_exit(mgr, st, step, exit_now, ierr)
+    type(cairn_manager), intent(in) :: mgr
+    type(cairn_state), intent(in) :: st
+    integer(c_int64_t), intent(in) :: step
+    logical, intent(out) :: exit_now
+    integer, intent(out), optional :: ierr
+    integer(c_int) :: flag, status
+    flag = 0
+    status = c_manager_should_exit(mgr%ptr, st%ptr, step, flag)
+    exit_now = flag /= 0
+    call finish(status, ierr)
+  end subroutine cairn_manager_should_exit
 
   !> Collective. Saves `st` as the checkpoint of `step` now and waits until it is published.
   subroutine cairn_manager_save(mgr, st, step, ierr)

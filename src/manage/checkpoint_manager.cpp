@@ -7,6 +7,9 @@
 #include "core/fault.hpp"
 #include "core/log.hpp"
 #include "exec/checkpointer_access.hpp"
+#include "manage/checkpoint_interval.hpp"
+#include "manage/node_local_tier.hpp"
+#include "manage/referenced_checkpoints.hpp"
 #include "storage/common/publish.hpp"
 
 #include <dirent.h>
@@ -117,6 +120,19 @@ struct CheckpointManager::Impl {
   std::unique_ptr<ProcessGroup> own_group;
   SaveFuture in_flight;
   std::chrono::steady_clock::time_point last_save_start = std::chrono::steady_clock::now();
+  // When to checkpoint (mtbf_seconds, should_exit): rank 0's measurements decide for all.
+  detail::SaveCostRecord costs;
+  bool in_flight_measured = false;
+  bool saved_in_this_job = false;
+  std::int64_t last_saved_step = -1;  // saved or restored; should_exit does not save it again
+  bool exiting = false;
+  // ManagerOptions::incremental: saves since the last full one (-1: none yet); what each
+  // checkpoint refers to, for retention on rank 0 (shared with the hooks, which run on the worker).
+  std::int64_t saves_since_full = -1;
+  std::shared_ptr<detail::ReferenceCache> references = std::make_shared<detail::ReferenceCache>();
+  std::optional<double> job_end;  // Unix seconds; rank 0's
+  // The node-local tier (ManagerOptions::local_root), or none.
+  std::unique_ptr<detail::NodeLocalTier> tier;
 
   Impl(std::unique_ptr<Checkpointer> own, Checkpointer* use, std::string root_dir, ManagerOptions opts)
       : owned(std::move(own)), checkpointer(use), root(std::move(root_dir)), options(std::move(opts)) {
@@ -128,6 +144,9 @@ struct CheckpointManager::Impl {
     if (options.prefix.empty() || options.prefix.find('/') != std::string::npos || options.prefix[0] == '.')
       throw UsageError("CheckpointManager: the prefix '" + options.prefix +
                        "' must be non-empty, without '/', and not start with '.'");
+    if (options.full_every < 1)
+      throw UsageError("CheckpointManager: full_every is " + std::to_string(options.full_every) +
+                       "; at least 1 (every save full)");
     if (options.keep_last < 1)
       throw UsageError("CheckpointManager: keep_last is " + std::to_string(options.keep_last) +
                        "; at least the newest checkpoint must be kept");
@@ -135,7 +154,87 @@ struct CheckpointManager::Impl {
       throw UsageError("CheckpointManager: every_steps and keep_every must not be negative");
     if (!(options.every_seconds >= 0) || !std::isfinite(options.every_seconds))
       throw UsageError("CheckpointManager: every_seconds must be a finite number of seconds, not negative");
+    for (const auto& [name, value] : {std::pair<const char*, double>{"mtbf_seconds", options.mtbf_seconds},
+                                      {"time_limit_seconds", options.time_limit_seconds},
+                                      {"exit_margin_seconds", options.exit_margin_seconds}})
+      if (!(value >= 0) || !std::isfinite(value))
+        throw UsageError(std::string("CheckpointManager: ") + name + " is " + std::to_string(value) +
+                         "; it must be a finite number of seconds, not negative");
     options.save.overwrite = true;
+    // Rank 0 reads the job's end, so that every rank goes by the same clock and the same error.
+    double end = -1;
+    detail::agree_on(group(), "reading the job's end time", [&] {
+      if (group().rank() != 0) return;
+      if (options.time_limit_seconds > 0)
+        end = detail::unix_now() + options.time_limit_seconds;
+      else if (const std::optional<double> from_environment = detail::job_end_from_environment())
+        end = *from_environment;
+    });
+    group().broadcast(&end, sizeof end, 0);
+    if (end > 0) job_end = end;
+    if (!options.local_root.empty()) tier = std::make_unique<detail::NodeLocalTier>(*checkpointer, root, options);
+  }
+
+  // Records the cost of the save in flight once it has finished well (on every rank; rank 0's
+  // record is the one used).
+  void measure_finished_save() {
+    if (!in_flight.valid() || in_flight_measured || !in_flight.test()) return;
+    in_flight_measured = true;
+    try {
+      in_flight.get();
+    } catch (const Error&) {
+      return;  // a failed save says nothing about what a save costs; its error stays in its future
+    }
+    costs.add(in_flight.timings());
+  }
+
+  // Rank 0's interval for mtbf_seconds; 0 before any save was measured.
+  double interval_seconds() const {
+    if (options.mtbf_seconds <= 0 || costs.empty()) return 0;
+    return std::max(optimal_checkpoint_interval(costs.stall_seconds(), options.mtbf_seconds), costs.whole_seconds());
+  }
+
+  double checkpoint_interval() {
+    measure_finished_save();
+    double interval = group().rank() == 0 ? interval_seconds() : 0;
+    group().broadcast(&interval, sizeof interval, 0);
+    return interval;
+  }
+
+  std::optional<double> time_left() {
+    double left = 0;
+    std::int64_t known = 0;
+    if (group().rank() == 0 && job_end) {
+      left = *job_end - detail::unix_now();
+      known = 1;
+    }
+    group().broadcast(&known, sizeof known, 0);
+    group().broadcast(&left, sizeof left, 0);
+    if (!known) return std::nullopt;
+    return left;
+  }
+
+  bool should_exit(const State& state, std::int64_t step) {
+    if (exiting) return true;
+    measure_finished_save();
+    std::int64_t stop = 0;
+    double left = 0, needed = 0;
+    if (group().rank() == 0 && job_end) {
+      left = *job_end - detail::unix_now();
+      needed = 2 * costs.whole_seconds() + options.exit_margin_seconds;
+      stop = left < needed ? 1 : 0;
+    }
+    group().broadcast(&stop, sizeof stop, 0);
+    if (!stop) return false;
+    if (group().rank() == 0)
+      detail::log(detail::LogLevel::Info, "CheckpointManager: " + std::to_string(left) +
+                                              " s left before the job's limit, less than the " +
+                                              std::to_string(needed) + " s a final save needs: saving step " +
+                                              std::to_string(step) + " and exiting");
+    if (last_saved_step != step) async_save(state, step);
+    if (in_flight.valid()) in_flight.get();  // published, or its error thrown (and asked again next call)
+    exiting = true;
+    return true;
   }
 
   // The group for the manager's collectives. A transport without an MPI communicator is shared
@@ -153,7 +252,9 @@ struct CheckpointManager::Impl {
   }
 
   void wait() {
+    if (tier) tier->wait();
     checkpointer->wait();
+    measure_finished_save();
     in_flight = SaveFuture();
   }
 
@@ -233,6 +334,7 @@ struct CheckpointManager::Impl {
 
   std::optional<CheckpointInfo> latest(CheckMode mode) {
     std::vector<CheckpointInfo> all = list();
+    if (tier) return tier->latest(all, mode, [&](const CheckpointInfo& info) { return check(info.id, mode); });
     for (auto it = all.rbegin(); it != all.rend(); ++it) {
       const std::string why = check(it->id, mode);
       if (why.empty()) return *it;
@@ -243,27 +345,37 @@ struct CheckpointManager::Impl {
 
   std::optional<std::int64_t> restore_or_start(State& state) {
     std::vector<CheckpointInfo> all = list();
-    for (auto it = all.rbegin(); it != all.rend(); ++it) {
+    // Loads one checkpoint under the root; false (logged) when it is damaged.
+    auto restore = [&](const CheckpointInfo& info) {
       if (options.check == CheckMode::Deep) {
-        const std::string why = check(it->id, CheckMode::Deep);
+        const std::string why = check(info.id, CheckMode::Deep);
         if (!why.empty()) {
-          skipped(it->id, why);
-          continue;
+          skipped(info.id, why);
+          return false;
         }
       }
       try {
-        checkpointer->load(state, it->id, options.load);
+        checkpointer->load(state, info.id, options.load);
+        last_saved_step = info.step;
         if (group().rank() == 0)
-          detail::log(detail::LogLevel::Info, "restored step " + std::to_string(it->step) + " from '" + it->id + "'");
-        return it->step;
+          detail::log(detail::LogLevel::Info, "restored step " + std::to_string(info.step) + " from '" + info.id + "'");
+        return true;
       } catch (const UsageError&) {
         throw;  // the state does not match: not the checkpoint's fault
       } catch (const UnsupportedError&) {
         throw;  // written by a newer Cairn: restarting from an older one would lose its steps
       } catch (const Error& e) {
-        skipped(it->id, e.what());
+        skipped(info.id, e.what());
       }
+      return false;
+    };
+    if (tier) {
+      const std::optional<std::int64_t> step = tier->restore(state, all, options.check, options.load, restore);
+      if (step) last_saved_step = *step;
+      return step;
     }
+    for (auto it = all.rbegin(); it != all.rend(); ++it)
+      if (restore(*it)) return it->step;
     return std::nullopt;
   }
 
@@ -279,7 +391,28 @@ struct CheckpointManager::Impl {
       group().broadcast(&by_time, sizeof by_time, 0);
       is_due = is_due || by_time != 0;
     }
+    if (options.mtbf_seconds > 0) {
+      measure_finished_save();
+      std::int64_t by_interval = 0;
+      if (group().rank() == 0) {
+        const double interval = interval_seconds();
+        const double since = std::chrono::duration<double>(std::chrono::steady_clock::now() - last_save_start).count();
+        // No save yet: save now, to measure one. A save not yet measured: wait for it.
+        by_interval = !saved_in_this_job || (interval > 0 && since >= interval) ? 1 : 0;
+      }
+      group().broadcast(&by_interval, sizeof by_interval, 0);
+      is_due = is_due || by_interval != 0;
+    }
     return is_due;
+  }
+
+  // ManagerOptions::incremental: the base of the save of `step`, the previous checkpoint, or ""
+  // for a full save (the first of this manager, and every full_every-th).
+  std::string incremental_base(std::int64_t step) {
+    const bool full = saves_since_full < 0 || saves_since_full + 1 >= options.full_every || last_saved_step < 0 ||
+                      last_saved_step == step;
+    saves_since_full = full ? 0 : saves_since_full + 1;
+    return full ? std::string() : id_of(last_saved_step);
   }
 
   SaveFuture async_save(const State& state, std::int64_t step) {
@@ -296,15 +429,25 @@ struct CheckpointManager::Impl {
       remove_leftovers(root, prefix, partial);
     };
     hooks.after_publish = [root = root, prefix = options.prefix, keep_last = options.keep_last,
-                           keep_every = options.keep_every, name] {
+                           keep_every = options.keep_every, name, references = references] {
       detail::fault_point("retention", 0);
       std::vector<Published> found = scan_published(root, prefix);
       const std::size_t n = found.size();
+      std::vector<bool> kept(n);
+      std::vector<std::string> names(n);
+      for (std::size_t i = 0; i < n; ++i) {
+        const bool newest = i + static_cast<std::size_t>(keep_last) >= n;
+        const bool milestone = keep_every > 0 && found[i].step % keep_every == 0;
+        kept[i] = newest || milestone || found[i].name == name;
+        names[i] = found[i].name;
+      }
+      // Kept too: what kept incremental checkpoints refer to (read once per checkpoint; one saved
+      // again under this name may refer to others).
+      references->erase(name);
+      detail::keep_referenced(root, names, kept, *references);
       for (std::size_t i = 0; i < n; ++i) {
         const Published& p = found[i];
-        const bool newest = i + static_cast<std::size_t>(keep_last) >= n;
-        const bool milestone = keep_every > 0 && p.step % keep_every == 0;
-        if (newest || milestone || p.name == name) continue;
+        if (kept[i]) continue;
         // Renamed first, so that a crash mid-removal never leaves a half-removed checkpoint that
         // still looks published; the next save removes the rest.
         const std::string doomed = root + "/." + p.name + ".removing";
@@ -315,7 +458,17 @@ struct CheckpointManager::Impl {
       }
     };
     if (group().rank() == 0) last_save_start = std::chrono::steady_clock::now();
-    in_flight = detail::CheckpointerAccess::async_save(*checkpointer, state, id, options.save, std::move(hooks));
+    SaveOptions save_options = options.save;
+    if (options.incremental && !tier) save_options.incremental_from = incremental_base(step);
+    if (tier) tier->prepare_save(save_options, hooks, name);  // written to the node-local tier, drained after
+    SaveFuture next = detail::CheckpointerAccess::async_save(*checkpointer, state, tier ? tier->local_id(name) : id,
+                                                             save_options, std::move(hooks));
+    if (tier) tier->post_drain(next, name);
+    measure_finished_save();  // the previous save: finished before this one started
+    in_flight = std::move(next);
+    in_flight_measured = false;
+    saved_in_this_job = true;
+    last_saved_step = step;
     return in_flight;
   }
 };
@@ -376,6 +529,18 @@ std::optional<std::int64_t> CheckpointManager::restore_or_start(State& state) {
 VerifyReport CheckpointManager::verify(std::int64_t step) {
   m_impl->wait();
   return m_impl->checkpointer->verify(m_impl->id_of(step));
+}
+
+double CheckpointManager::checkpoint_interval() {
+  return m_impl->checkpoint_interval();
+}
+
+std::optional<double> CheckpointManager::time_left() {
+  return m_impl->time_left();
+}
+
+bool CheckpointManager::should_exit(const State& state, std::int64_t step) {
+  return m_impl->should_exit(state, step);
 }
 
 std::string CheckpointManager::id_of(std::int64_t step) const {

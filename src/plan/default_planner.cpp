@@ -1,6 +1,7 @@
 #include <cairn/error.hpp>
 #include <cairn/planner.hpp>
 
+#include "core/compression.hpp"
 #include "core/region.hpp"
 
 #include <algorithm>
@@ -36,6 +37,13 @@ EntryInfo scalar_info(const Entry& entry, int world_size) {
   return info;
 }
 
+// "zstd level 5", "deflate", "none": how an entry asks to be compressed.
+std::string compression_label(const EntryInfo& e) {
+  std::string label = detail::compression_name(e.compression);
+  if (e.compression_level != 0) label += " level " + std::to_string(e.compression_level);
+  return label;
+}
+
 // The first difference in structure between two ranks' descriptions of one entry, or "".
 std::string structure_difference(const EntryInfo& a, const EntryInfo& b) {
   if (a.kind != b.kind) return "kind";
@@ -46,6 +54,8 @@ std::string structure_difference(const EntryInfo& a, const EntryInfo& b) {
   const bool sizes_may_differ = a.kind == EntryKind::Bytes && a.distribution == Distribution::RankLocal;
   if (!sizes_may_differ && a.global_shape != b.global_shape)
     return "global shape (" + detail::to_string(a.global_shape) + " vs " + detail::to_string(b.global_shape) + ")";
+  if (a.compression != b.compression || a.compression_level != b.compression_level)
+    return "compression (" + compression_label(a) + " vs " + compression_label(b) + ")";
   return {};
 }
 
@@ -67,6 +77,8 @@ SavePlan DefaultPlanner::create_local_plan(const State& state, int rank, int wor
       info.distribution = entry.distribution;
       info.dtype = array->dtype;
       info.global_shape = array->global_shape;
+      info.compression = array->compression;
+      info.compression_level = array->compression_level;
       plan.entries.push_back(std::move(info));
       for (std::size_t c = 0; c < array->chunks.size(); ++c) {
         const Chunk& chunk = array->chunks[c];

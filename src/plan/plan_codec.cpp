@@ -32,12 +32,20 @@ std::vector<WriteItem> decode_items_from(ByteReader& in) {
 
 void encode_entries_into(ByteWriter& out, const std::vector<EntryInfo>& entries) {
   out.u64(entries.size());
-  for (const EntryInfo& e : entries) encode_entry_info(out, e, false);
+  for (const EntryInfo& e : entries) {
+    encode_entry_info(out, e, false);
+    out.u8(static_cast<std::uint8_t>(e.compression));
+    out.i32(e.compression_level);
+  }
 }
 
 std::vector<EntryInfo> decode_entries_from(ByteReader& in) {
   std::vector<EntryInfo> entries(in.count(16));
-  for (EntryInfo& e : entries) e = decode_entry_info(in, false);
+  for (EntryInfo& e : entries) {
+    e = decode_entry_info(in, false);
+    e.compression = static_cast<Compression>(in.u8());
+    e.compression_level = in.i32();
+  }
   return entries;
 }
 
@@ -51,6 +59,8 @@ std::uint64_t plan_fingerprint(const State& state) {
     h.u64(static_cast<std::uint64_t>(entry.distribution) | std::uint64_t{entry.value.index()} << 8);
     if (const auto* array = std::get_if<ArrayEntry>(&entry.value)) {
       h.u64(static_cast<std::uint64_t>(array->dtype) | std::uint64_t{array->chunks.size()} << 8);
+      h.u64(static_cast<std::uint64_t>(array->compression) |
+            static_cast<std::uint64_t>(static_cast<std::uint32_t>(array->compression_level)) << 8);
       h.extents(array->global_shape);
       for (const Chunk& chunk : array->chunks) {
         h.extents(chunk.offset);

@@ -516,6 +516,40 @@ static void test_manager(void) {
   EXPECT_OK(cairn_state_free(st));
   EXPECT_OK(cairn_manager_free(NULL));
 
+  /* Near the wall-clock limit (a margin longer than the limit): should_exit saves step 12 first. */
+  path_of(root, sizeof root, "managed_exit");
+  EXPECT_OK(cairn_manager_options_init(&options));
+  CHECK(options.mtbf_seconds == 0 && options.time_limit_seconds == 0 && options.exit_margin_seconds == 60,
+        "unexpected defaults: mtbf %g limit %g margin %g", options.mtbf_seconds, options.time_limit_seconds,
+        options.exit_margin_seconds);
+  double left = -1;
+  int known = -1;
+  EXPECT_OK(cairn_manager_create_with_options(MPI_COMM_WORLD, root, &options, &mgr));
+  EXPECT_OK(cairn_manager_time_left(mgr, &left, &known));
+  CHECK(known == 0, "a time left is known without a limit: %g s", left);
+  EXPECT_OK(cairn_manager_free(mgr));
+  options.time_limit_seconds = 100;
+  options.exit_margin_seconds = 1000;
+  options.mtbf_seconds = 3600;
+  EXPECT_OK(cairn_manager_create_with_options(MPI_COMM_WORLD, root, &options, &mgr));
+  EXPECT_OK(cairn_manager_time_left(mgr, &left, &known));
+  CHECK(known == 1 && left > 50 && left <= 100, "time left: known %d, %g s", known, left);
+  double interval = -1;
+  EXPECT_OK(cairn_manager_checkpoint_interval(mgr, &interval));
+  CHECK(interval == 0, "an interval of %g s before any save", interval);
+  EXPECT_OK(cairn_state_create(&st));
+  EXPECT_OK(cairn_state_add_array(st, "u", CAIRN_FLOAT64, 1, global, offset, local, data));
+  for (int i = 0; i < N; ++i) data[i] = (double)(12 * 100000 + g_rank * 1000 + i);
+  int exit_now = -1;
+  EXPECT_OK(cairn_manager_should_exit(mgr, st, 12, &exit_now));
+  CHECK(exit_now == 1, "should_exit said %d with a margin beyond the limit", exit_now);
+  EXPECT_OK(cairn_manager_latest(mgr, &latest, &found));
+  CHECK(found == 1 && latest == 12, "after should_exit, latest: found %d, step %lld", found, (long long)latest);
+  EXPECT_OK(cairn_manager_checkpoint_interval(mgr, &interval));
+  CHECK(interval > 0, "no interval after a measured save with mtbf_seconds set: %g", interval);
+  EXPECT_OK(cairn_manager_free(mgr));
+  EXPECT_OK(cairn_state_free(st));
+
   /* A save that fails is reported once, by the call that waits for it, naming its step and entry. */
   path_of(root, sizeof root, "managed_failing");
   EXPECT_OK(cairn_manager_create(MPI_COMM_WORLD, root, 1, 1, &mgr));

@@ -1,5 +1,6 @@
 // Writes a small checkpoint for the tests of the `cairn` executable: `write_sample DIR` saves
-// DIR/ckpt (HDF5) and DIR/px (posix), one process, no MPI.
+// DIR/ckpt (HDF5) and DIR/px (posix), and incremental saves of them, DIR/ckpt_inc and DIR/px_inc,
+// one process, no MPI.
 #include <cairn/cairn.hpp>
 
 #include <cstdint>
@@ -29,6 +30,13 @@ int main(int argc, char** argv) {
     checkpointer.save(state, dir + "/ckpt", options);
     options.writer = cairn::make_posix_writer();
     checkpointer.save(state, dir + "/px", options);
+    // Incremental saves after the second chunk changed: ckpt_inc and px_inc refer to ckpt and px.
+    for (std::size_t i = 32 * 32; i < field.size(); ++i) field[i] = -field[i];
+    options.incremental_from = dir + "/px";
+    checkpointer.save(state, dir + "/px_inc", options);
+    options.writer = nullptr;
+    options.incremental_from = dir + "/ckpt";
+    checkpointer.save(state, dir + "/ckpt_inc", options);
   } catch (const std::exception& e) {
     std::cerr << "write_sample: " << e.what() << '\n';
     return 1;

@@ -8,6 +8,7 @@
 #include "core/region.hpp"
 #include "storage/common/publish.hpp"
 #include "storage/hdf5/hdf5_aggregated.hpp"
+#include "storage/hdf5/hdf5_compression.hpp"
 #include "storage/hdf5/hdf5_handle.hpp"
 
 #include <fcntl.h>
@@ -70,6 +71,7 @@ class Hdf5AggregatedReader final : public StorageReader {
       const auto e = static_cast<std::size_t>(r.entry);
       const EntryInfo& info = m_metadata.entries.at(e);
       if (detail::volume(r.region.shape) == 0) continue;
+      h5::check_filter_available(info);  // registers Cairn's zstd filter, or says clearly why not
       if (!datasets[e].valid())
         datasets[e] = h5::dataset(h5::check(H5Dopen2(m_file.get(), info.name.c_str(), H5P_DEFAULT),
                                             "checkpoint file '" + m_path + "' lacks dataset '" + info.name + "'"));

@@ -8,6 +8,7 @@
 #include "core/region.hpp"
 #include "storage/common/publish.hpp"
 #include "storage/hdf5/hdf5_aggregated.hpp"
+#include "storage/hdf5/hdf5_compression.hpp"
 #include "storage/hdf5/hdf5_handle.hpp"
 
 #include <mpi.h>
@@ -90,7 +91,20 @@ class Hdf5AggregatedWriter final : public StorageWriter {
 
   void write(const std::vector<WriteBuffer>& buffers) override {
     h5::QuietErrors quiet;
-    // Every rank writes its own datasets: independent, large, contiguous requests.
+    std::exception_ptr failure;
+    std::vector<const WriteBuffer*> filtered;  // compressed: written collectively, after the others
+    try {
+      write_independently(buffers, filtered);
+    } catch (...) {
+      failure = std::current_exception();
+    }
+    write_filtered(filtered, failure);  // collective within the part, even after a failure
+    if (failure) std::rethrow_exception(failure);
+  }
+
+  // Every rank writes its own uncompressed datasets: independent, large, contiguous requests.
+  // Buffers of compressed entries are left in `filtered`.
+  void write_independently(const std::vector<WriteBuffer>& buffers, std::vector<const WriteBuffer*>& filtered) {
     Handle dxpl = h5::transfer(false, m_part_comm);
     for (const WriteBuffer& buffer : buffers) {
       const WriteItem& piece = *buffer.item;
@@ -98,6 +112,10 @@ class Hdf5AggregatedWriter final : public StorageWriter {
       const WriteItem& item = m_items[k];
       const EntryInfo& info = (*m_entries)[static_cast<std::size_t>(item.entry)];
       if (detail::volume(piece.region.shape) == 0) continue;
+      if (info.compression != Compression::None) {
+        filtered.push_back(&buffer);
+        continue;
+      }
       Handle space = h5::dataspace(h5::check(H5Dget_space(m_own[k].get()), "H5Dget_space"));
       Extents offset(piece.region.offset.size());
       for (std::size_t d = 0; d < offset.size(); ++d) offset[d] = piece.region.offset[d] - item.region.offset[d];
@@ -108,6 +126,72 @@ class Hdf5AggregatedWriter final : public StorageWriter {
       Handle type = h5::memory_type(info.dtype);
       if (H5Dwrite(m_own[k].get(), type.get(), mem.get(), space.get(), dxpl.get(), buffer.data) < 0)
         throw StorageError("cannot write '" + info.name + "' to '" + m_part_path + "': " + h5::error_stack());
+    }
+  }
+
+  // Parallel HDF5 writes filtered datasets only collectively: the ranks of the part learn each
+  // other's compressed pieces and write each one together, its owner with the data, the others
+  // with an empty selection. Every rank makes every call, whatever failed; the first failure is
+  // kept in `failure`.
+  void write_filtered(const std::vector<const WriteBuffer*>& filtered, std::exception_ptr& failure) {
+    // (owner rank, item index) of every compressed piece of the part, in rank order.
+    std::vector<std::int64_t> mine;
+    for (const WriteBuffer* b : filtered) {
+      mine.push_back(m_group->rank());
+      mine.push_back(static_cast<std::int64_t>(containing_item(*b->item)));
+    }
+    std::vector<std::int64_t> all = mine;
+    if (m_part_comm != MPI_COMM_NULL) {
+      int n = 0;
+      check_mpi(MPI_Comm_size(m_part_comm, &n), "MPI_Comm_size");
+      const int count = static_cast<int>(mine.size());
+      std::vector<int> counts(static_cast<std::size_t>(n)), displs(static_cast<std::size_t>(n));
+      check_mpi(MPI_Allgather(&count, 1, MPI_INT, counts.data(), 1, MPI_INT, m_part_comm), "MPI_Allgather");
+      int total = 0;
+      for (int i = 0; i < n; ++i) {
+        displs[static_cast<std::size_t>(i)] = total;
+        total += counts[static_cast<std::size_t>(i)];
+      }
+      all.assign(static_cast<std::size_t>(total), 0);
+      check_mpi(MPI_Allgatherv(mine.data(), count, MPI_INT64_T, all.data(), counts.data(), displs.data(), MPI_INT64_T,
+                               m_part_comm),
+                "MPI_Allgatherv");
+    }
+    Handle dxpl = h5::transfer(true, m_part_comm);
+    Handle none_space = h5::empty_selection_space();
+    std::size_t own = 0;  // the next of this rank's filtered buffers
+    for (std::size_t at = 0; at + 1 < all.size(); at += 2) {
+      const auto rank = static_cast<int>(all[at]);
+      const auto k = static_cast<std::size_t>(all[at + 1]);
+      const std::string name = h5::item_dataset_name(rank, k);
+      try {
+        Handle dset = h5::dataset(h5::check(H5Dopen2(m_file.get(), name.c_str(), H5P_DEFAULT),
+                                            "cannot open '" + name + "' in '" + m_part_path + "'"));
+        Handle space = h5::dataspace(h5::check(H5Dget_space(dset.get()), "H5Dget_space"));
+        herr_t rc = 0;
+        DType dtype = DType::UInt8;
+        if (rank == m_group->rank() && own < filtered.size()) {
+          const WriteBuffer& buffer = *filtered[own++];
+          const WriteItem& piece = *buffer.item;
+          const WriteItem& item = m_items[k];
+          dtype = (*m_entries)[static_cast<std::size_t>(item.entry)].dtype;
+          Extents offset(piece.region.offset.size());
+          for (std::size_t d = 0; d < offset.size(); ++d) offset[d] = piece.region.offset[d] - item.region.offset[d];
+          h5::select_region(space.get(), offset, piece.region.shape);
+          std::vector<hsize_t> dims(piece.region.shape.begin(), piece.region.shape.end());
+          Handle mem = h5::dataspace(
+              h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "H5Screate_simple"));
+          Handle type = h5::memory_type(dtype);
+          rc = H5Dwrite(dset.get(), type.get(), mem.get(), space.get(), dxpl.get(), buffer.data);
+        } else {
+          Handle type = h5::datatype(h5::check(H5Dget_type(dset.get()), "H5Dget_type"));
+          h5::check_status(H5Sselect_none(space.get()), "H5Sselect_none");
+          rc = H5Dwrite(dset.get(), type.get(), none_space.get(), space.get(), dxpl.get(), nullptr);
+        }
+        if (rc < 0) throw StorageError("cannot write '" + name + "' to '" + m_part_path + "': " + h5::error_stack());
+      } catch (...) {
+        if (!failure) failure = std::current_exception();
+      }
     }
   }
 
@@ -230,6 +314,7 @@ class Hdf5AggregatedWriter final : public StorageWriter {
   // Collective within the part: the part file and one contiguous dataset per item, allocated at
   // creation and never filled. This rank's own datasets stay open for write().
   void create_part_file(const std::vector<PartItem>& items) {
+    for (const EntryInfo& e : *m_entries) h5::check_filter_available(e);  // before the file exists
     Handle fapl = h5::tuned_file_access(m_part_comm, m_options, m_directory);
     m_file = h5::file(h5::check(H5Fcreate(m_part_path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get()),
                                 "cannot create HDF5 file '" + m_part_path + "'"));
@@ -253,9 +338,18 @@ class Hdf5AggregatedWriter final : public StorageWriter {
       Handle space = h5::dataspace(h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr),
                                              "H5Screate_simple for '" + info.name + "'"));
       Handle type = h5::file_type(info.dtype);
-      Handle dset = h5::dataset(h5::check(
-          H5Dcreate2(m_file.get(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, dcpl.get(), H5P_DEFAULT),
-          "cannot create dataset '" + name + "' for '" + info.name + "' in '" + m_part_path + "'"));
+      Handle filtered_dcpl;
+      if (info.kind == EntryKind::Array && info.compression != Compression::None) {
+        EntryInfo shape_of_item = info;  // HDF5 chunks of the item's own dataset
+        shape_of_item.global_shape = item.region.shape;
+        const std::vector<hsize_t> chunk = h5::compressed_chunk_dims(shape_of_item, 0);
+        if (!chunk.empty())
+          filtered_dcpl = h5::compressed_creation(dcpl.get(), info, chunk, m_part_comm != MPI_COMM_NULL);
+      }
+      Handle dset = h5::dataset(
+          h5::check(H5Dcreate2(m_file.get(), name.c_str(), type.get(), space.get(), H5P_DEFAULT,
+                               filtered_dcpl.valid() ? filtered_dcpl.get() : dcpl.get(), H5P_DEFAULT),
+                    "cannot create dataset '" + name + "' for '" + info.name + "' in '" + m_part_path + "'"));
       const haddr_t offset = H5Dget_offset(dset.get());
       if (offset != HADDR_UNDEF)
         m_end = std::max(m_end, static_cast<long long>(offset + H5Dget_storage_size(dset.get())));

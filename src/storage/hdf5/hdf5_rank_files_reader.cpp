@@ -10,6 +10,7 @@
 #include "core/metadata_codec.hpp"
 #include "core/region.hpp"
 #include "storage/common/publish.hpp"
+#include "storage/hdf5/hdf5_compression.hpp"
 #include "storage/hdf5/hdf5_handle.hpp"
 #include "storage/hdf5/hdf5_rank_files.hpp"
 
@@ -353,6 +354,7 @@ class Hdf5RankFilesReader final : public StorageReader {
       throw UsageError("a read request names entry " + std::to_string(request.entry) + " of checkpoint '" +
                        m_directory + "', which has " + std::to_string(m_by_entry.size()));
     const EntryInfo& info = m_metadata.entries[static_cast<std::size_t>(request.entry)];
+    h5::check_filter_available(info);  // registers Cairn's zstd filter, or says clearly why not
     const Region& want = request.region;
     if (want.offset.size() != info.global_shape.size() || want.shape.size() != info.global_shape.size())
       throw UsageError("a read request of entry '" + info.name + "' has the wrong number of dimensions");

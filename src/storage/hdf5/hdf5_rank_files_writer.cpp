@@ -6,6 +6,7 @@
 #include "core/metadata_codec.hpp"
 #include "core/region.hpp"
 #include "storage/common/publish.hpp"
+#include "storage/hdf5/hdf5_compression.hpp"
 #include "storage/hdf5/hdf5_handle.hpp"
 #include "storage/hdf5/hdf5_rank_files.hpp"
 
@@ -98,6 +99,7 @@ class Hdf5RankFilesWriter final : public StorageWriter {
     m_next = 0;
     m_index.clear();
     make_directories(directory);
+    for (const EntryInfo& e : entries) h5::check_filter_available(e);  // before the file exists
     // The default (POSIX) driver: this rank is the file's only writer.
     Handle fapl = h5::mpio_file_access(MPI_COMM_NULL);
     // TRUNC: a stale file of an earlier save that never published may sit in the partial directory.
@@ -121,9 +123,20 @@ class Hdf5RankFilesWriter final : public StorageWriter {
       try {
         Handle space = make_space(item.region.shape, what);
         Handle type = h5::file_type(info.dtype);
-        Handle dset = h5::dataset(h5::check(
-            H5Dcreate2(m_file.get(), name.c_str(), type.get(), space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT),
-            "cannot create " + what));
+        // Compressed entries: chunked and filtered; serial HDF5 here, so written independently.
+        Handle dcpl;
+        if (info.kind == EntryKind::Array && info.compression != Compression::None) {
+          EntryInfo shape_of_item = info;
+          shape_of_item.global_shape = item.region.shape;
+          const std::vector<hsize_t> chunk = h5::compressed_chunk_dims(shape_of_item, 0);
+          if (!chunk.empty()) {
+            Handle base = h5::plist(h5::check(H5Pcreate(H5P_DATASET_CREATE), "H5Pcreate(dataset create)"));
+            dcpl = h5::compressed_creation(base.get(), info, chunk, false);
+          }
+        }
+        Handle dset = h5::dataset(h5::check(H5Dcreate2(m_file.get(), name.c_str(), type.get(), space.get(), H5P_DEFAULT,
+                                                       dcpl.valid() ? dcpl.get() : H5P_DEFAULT, H5P_DEFAULT),
+                                            "cannot create " + what));
         Handle mem_type = h5::memory_type(info.dtype);
         if (detail::volume(item.region.shape) > 0)
           h5::check_status(H5Dwrite(dset.get(), mem_type.get(), H5S_ALL, H5S_ALL, dxpl.get(), buffer.data),

@@ -5,8 +5,10 @@
 #include "core/metadata_codec.hpp"
 #include "core/region.hpp"
 #include "storage/common/delegating_reader.hpp"
+#include "storage/common/incremental.hpp"
 #include "storage/common/publish.hpp"
 #include "storage/hdf5/hdf5_aggregated.hpp"
+#include "storage/hdf5/hdf5_compression.hpp"
 #include "storage/hdf5/hdf5_handle.hpp"
 #include "storage/hdf5/hdf5_rank_files.hpp"
 
@@ -83,6 +85,9 @@ class Hdf5Reader final : public StorageReader {
     if (H5Dread(dset.get(), type.get(), H5S_ALL, H5S_ALL, dxpl.get(), blob.data()) < 0)
       throw CorruptCheckpointError("cannot read the metadata of '" + m_path + "': " + h5::error_stack());
     m_metadata = detail::decode_metadata(blob.data(), blob.size(), m_path);
+    m_referenced.assign(m_metadata.entries.size(), false);
+    for (const ChunkRecord& c : m_metadata.chunks)
+      if (!c.source.empty()) m_referenced[static_cast<std::size_t>(c.entry)] = true;
   }
 
   const Metadata& metadata() const override { return m_metadata; }
@@ -163,9 +168,15 @@ class Hdf5Reader final : public StorageReader {
     std::unique_ptr<OpenDataset>& slot = m_open[entry];
     if (slot) return *slot;
     const EntryInfo& info = m_metadata.entries[entry];
+    h5::check_filter_available(info);  // a clear message, not HDF5's, when zstd cannot be read here
     auto open = std::make_unique<OpenDataset>();
-    open->dataset = h5::dataset(h5::check(H5Dopen2(m_file.get(), info.name.c_str(), H5P_DEFAULT),
-                                          "checkpoint file '" + m_path + "' lacks dataset '" + info.name + "'"));
+    // An entry with chunks held by earlier checkpoints: its own chunks, not the virtual dataset
+    // (reference_reader.cpp reads the others from their holders).
+    const std::string name = m_referenced[entry] ? detail::incremental_dataset_name(info.name) : info.name;
+    const Handle access = h5::compressed_access(info);  // a chunk cache for compressed entries
+    open->dataset =
+        h5::dataset(h5::check(H5Dopen2(m_file.get(), name.c_str(), access.valid() ? access.get() : H5P_DEFAULT),
+                              "checkpoint file '" + m_path + "' lacks dataset '" + name + "'"));
     open->space = h5::dataspace(h5::check(H5Dget_space(open->dataset.get()), "H5Dget_space"));
     h5::check_extent(open->space.get(), info, m_path);
     open->base = direct_offset(open->dataset.get(), info);
@@ -253,6 +264,7 @@ class Hdf5Reader final : public StorageReader {
   std::string m_path;
   Handle m_file;
   Metadata m_metadata;
+  std::vector<bool> m_referenced;                    // by entry: some of its chunks are held elsewhere
   std::vector<std::unique_ptr<OpenDataset>> m_open;  // by entry; released before the file
 };
 

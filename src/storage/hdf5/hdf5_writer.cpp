@@ -5,11 +5,15 @@
 #include "comm/agree.hpp"
 #include "core/metadata_codec.hpp"
 #include "core/names.hpp"
+#include "storage/common/incremental.hpp"
 #include "storage/common/publish.hpp"
+#include "storage/hdf5/hdf5_compression.hpp"
 #include "storage/hdf5/hdf5_handle.hpp"
+#include "storage/hdf5/hdf5_incremental.hpp"
 
 #include <algorithm>
 #include <exception>
+#include <numeric>
 #include <string>
 #include <utility>
 #include <vector>
@@ -44,15 +48,45 @@ std::vector<hsize_t> chunk_dims(const EntryInfo& e, int ranks) {
   return dims;
 }
 
-class Hdf5Writer final : public StorageWriter {
+// Per entry: the greatest common divisor of where every rank's items of a compressed entry start
+// and end in the first dimension, so that HDF5 chunks can end there too (0: no compressed entry).
+// Collective when some entry is compressed; every rank sees the same entries.
+std::vector<std::int64_t> row_boundaries(const std::vector<EntryInfo>& entries, const std::vector<WriteItem>& items,
+                                         ProcessGroup& group) {
+  std::vector<std::int64_t> out(entries.size(), 0);
+  if (std::none_of(entries.begin(), entries.end(),
+                   [](const EntryInfo& e) { return e.compression != Compression::None; }))
+    return out;
+  for (const WriteItem& item : items) {
+    if (item.entry < 0 || static_cast<std::size_t>(item.entry) >= out.size() || item.region.offset.empty()) continue;
+    std::int64_t& g = out[static_cast<std::size_t>(item.entry)];
+    g = std::gcd(std::gcd(g, item.region.offset[0]), item.region.offset[0] + item.region.shape[0]);
+  }
+  std::vector<std::int64_t> all(out.size() * static_cast<std::size_t>(group.size()));
+  group.allgather(out.data(), out.size() * sizeof(std::int64_t), all.data());
+  for (std::size_t i = 0; i < all.size(); ++i) out[i % out.size()] = std::gcd(out[i % out.size()], all[i]);
+  return out;
+}
+
+class Hdf5Writer final : public StorageWriter, public detail::IncrementalWriter {
  public:
   explicit Hdf5Writer(Hdf5Options options) : m_options(std::move(options)) {}
+
+  bool same_layout(const std::string& directory) const override { return h5::is_shared_file_checkpoint(directory); }
+  // An incremental save leaves holes in its datasets: reserving their blocks would fill them.
+  void set_leaves_out(bool leaves_out) override { m_sparse = leaves_out; }
+
+  // Kept for open(): compressed datasets get HDF5 chunks that end where the ranks' items end.
+  void set_local_items(const std::vector<WriteItem>& items) override { m_items = items; }
 
   void open(const std::string& directory, const std::vector<EntryInfo>& entries, ProcessGroup& group) override {
     h5::QuietErrors quiet;
     m_group = &group;
     m_entries = &entries;
     m_path = directory + "/" + h5::data_file_name;
+    // A filter HDF5 lacks is refused before anything is created.
+    for (const EntryInfo& e : entries) h5::check_filter_available(e);
+    const std::vector<std::int64_t> boundaries = row_boundaries(entries, m_items, group);
     Handle fapl = h5::tuned_file_access(group.mpi_comm(), m_options, directory);
     Handle fcpl = h5::plist(h5::check(H5Pcreate(H5P_FILE_CREATE), "H5Pcreate(file create)"));
     m_file = h5::file(h5::check(H5Fcreate(m_path.c_str(), H5F_ACC_EXCL, fcpl.get(), fapl.get()),
@@ -76,6 +110,12 @@ class Hdf5Writer final : public StorageWriter {
           h5::check_status(H5Pset_chunk(chunked_dcpl.get(), static_cast<int>(chunk.size()), chunk.data()),
                            "H5Pset_chunk for '" + e.name + "'");
         }
+      }
+      if (e.kind == EntryKind::Array && e.compression != Compression::None) {  // filters need chunks
+        const std::vector<hsize_t> chunk =
+            h5::compressed_chunk_dims(e, boundaries[static_cast<std::size_t>(&e - entries.data())]);
+        if (!chunk.empty())
+          chunked_dcpl = h5::compressed_creation(dcpl.get(), e, chunk, group.mpi_comm() != MPI_COMM_NULL);
       }
       const hid_t create = chunked_dcpl.valid() ? chunked_dcpl.get() : dcpl.get();
       Handle dset = h5::dataset(
@@ -102,6 +142,8 @@ class Hdf5Writer final : public StorageWriter {
     }
     m_group->allreduce(rounds.data(), rounds.size(), ReduceOp::Max);
     Handle dxpl = h5::transfer(m_options.collective_writes, m_group->mpi_comm());
+    // Parallel HDF5 writes filtered (compressed) datasets only collectively.
+    Handle filtered_dxpl = h5::transfer(true, m_group->mpi_comm());
     Handle none_space = h5::empty_selection_space();
     std::size_t next = 0;  // buffers arrive grouped by entry, in entry order
     for (std::size_t e = 0; e < m_entries->size(); ++e) {
@@ -116,6 +158,7 @@ class Hdf5Writer final : public StorageWriter {
                                             "cannot open dataset '" + info.name + "'"));
         Handle file_space = h5::dataspace(h5::check(H5Dget_space(dset.get()), "H5Dget_space"));
         Handle type = h5::memory_type(info.dtype);
+        const hid_t transfer = info.compression != Compression::None ? filtered_dxpl.get() : dxpl.get();
         for (std::int64_t round = 0; round < rounds[e]; ++round) {
           const std::size_t index = next + static_cast<std::size_t>(round);
           herr_t rc;
@@ -126,10 +169,10 @@ class Hdf5Writer final : public StorageWriter {
             std::vector<hsize_t> dims(region.shape.begin(), region.shape.end());
             Handle mem = h5::dataspace(
                 h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "H5Screate_simple"));
-            rc = H5Dwrite(dset.get(), type.get(), mem.get(), file_space.get(), dxpl.get(), buffer.data);
+            rc = H5Dwrite(dset.get(), type.get(), mem.get(), file_space.get(), transfer, buffer.data);
           } else {
             h5::check_status(H5Sselect_none(file_space.get()), "H5Sselect_none");
-            rc = H5Dwrite(dset.get(), type.get(), none_space.get(), file_space.get(), dxpl.get(), nullptr);
+            rc = H5Dwrite(dset.get(), type.get(), none_space.get(), file_space.get(), transfer, nullptr);
           }
           if (rc < 0 && !failure)
             failure = std::make_exception_ptr(
@@ -197,6 +240,10 @@ class Hdf5Writer final : public StorageWriter {
     detail::agree_on(*m_group, "closing '" + m_path + "'", [&] {
       if (!closed) throw StorageError("cannot close '" + m_path + "': " + h5::error_stack());
     });
+    // Incremental saves: entries with chunks held by earlier checkpoints become virtual datasets.
+    detail::agree_on(*m_group, "mapping the referenced chunks of '" + m_path + "'", [&] {
+      if (m_group->rank() == 0) h5::map_referenced_chunks(m_path, metadata);
+    });
     detail::agree_on(*m_group, "syncing '" + m_path + "' to stable storage", [&] { detail::fsync_path(m_path); });
   }
 
@@ -220,12 +267,15 @@ class Hdf5Writer final : public StorageWriter {
   // Collective. Rank 0 reserves the blocks the file needs up to the end of its datasets plus
   // `slack`; every rank learns whether that worked (a full disk fails here, before data moves).
   void reserve(long long slack) {
+    if (m_sparse) return;
     detail::agree_on(*m_group, "reserving space for '" + m_path + "'", [&] {
       if (m_group->rank() == 0) detail::reserve_space(m_path, m_end + slack);
     });
   }
 
   Hdf5Options m_options;
+  bool m_sparse = false;
+  std::vector<WriteItem> m_items;
   long long m_end = 0;
   ProcessGroup* m_group = nullptr;
   const std::vector<EntryInfo>* m_entries = nullptr;

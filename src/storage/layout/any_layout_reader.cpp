@@ -4,6 +4,7 @@
 #include <cairn/storage.hpp>
 
 #include "storage/common/delegating_reader.hpp"
+#include "storage/layout/reference_reader.hpp"
 #include "storage/posix/posix_storage.hpp"
 
 #include <sys/stat.h>
@@ -34,8 +35,12 @@ class AnyLayoutReader final : public detail::DelegatingReader {
 
 }  // namespace
 
-std::unique_ptr<StorageReader> make_reader() {
+std::unique_ptr<StorageReader> detail::make_layout_reader() {
   return std::make_unique<AnyLayoutReader>();
+}
+
+std::unique_ptr<StorageReader> make_reader() {
+  return detail::follow_references(detail::make_layout_reader());
 }
 
 }  // namespace cairn

@@ -8,6 +8,7 @@
 #include "comm/broadcast.hpp"
 #include "core/byte_codec.hpp"
 #include "core/checksum.hpp"
+#include "core/compression.hpp"
 #include "core/metadata_codec.hpp"
 #include "core/region.hpp"
 #include "core/strided_copy.hpp"
@@ -267,7 +268,7 @@ Layout parse_layout(const std::vector<std::byte>& bytes, const std::string& path
 
   std::vector<std::int64_t> chunk_volume(md.entries.size(), 0), piece_volume(md.entries.size(), 0);
   for (const ChunkRecord& c : md.chunks)
-    if (!detail::add_volume(chunk_volume[static_cast<std::size_t>(c.entry)], c.region.shape))
+    if (c.source.empty() && !detail::add_volume(chunk_volume[static_cast<std::size_t>(c.entry)], c.region.shape))
       throw corrupt("the chunks of entry '" + md.entries[static_cast<std::size_t>(c.entry)].name +
                     "' add up to more than 2^63 elements");
   const std::size_t n = in.count(36);
@@ -296,8 +297,10 @@ Layout parse_layout(const std::vector<std::byte>& bytes, const std::string& path
     std::int64_t elements = 0;
     if (!detail::add_volume(elements, p.region.shape)) throw corrupt(what + " of entry '" + e.name + "' is too large");
     const std::uint64_t esize = dtype_size(e.dtype);
+    // A compressed piece's length is what it takes on disk; it decompresses to the region's bytes.
+    const bool compressed = e.kind == EntryKind::Array && e.compression != Compression::None;
     if (static_cast<std::uint64_t>(elements) > std::numeric_limits<std::uint64_t>::max() / esize ||
-        p.length != static_cast<std::uint64_t>(elements) * esize)
+        (compressed ? p.length == 0 && elements != 0 : p.length != static_cast<std::uint64_t>(elements) * esize))
       throw corrupt(what + " of entry '" + e.name + "' has " + std::to_string(p.length) + " bytes for " +
                     std::to_string(elements) + " elements");
     if (p.offset > max_offset || p.length > max_offset - p.offset)
@@ -307,7 +310,8 @@ Layout parse_layout(const std::vector<std::byte>& bytes, const std::string& path
     out.pieces.push_back(std::move(p));
   }
   if (in.remaining() != 0) throw corrupt("trailing bytes after the piece index");
-  // Pieces and chunk records cover the same elements (a bounded save cuts chunks into pieces).
+  // Pieces and the chunk records of this checkpoint's own chunks cover the same elements (a
+  // bounded save cuts chunks into pieces; an incremental one leaves out the referenced chunks).
   for (std::size_t e = 0; e < md.entries.size(); ++e)
     if (chunk_volume[e] != piece_volume[e])
       throw corrupt("entry '" + md.entries[e].name + "' has " + std::to_string(chunk_volume[e]) +
@@ -354,6 +358,9 @@ class PosixReader final : public StorageReader {
  public:
   ~PosixReader() override { close(); }
   PosixReader() = default;
+  // Node-local copies: each rank's directory holds only some rank files, so no rank checks them
+  // all at open; a read that needs a file this node lacks fails naming it.
+  explicit PosixReader(bool files_spread_over_nodes) : m_files_spread(files_spread_over_nodes) {}
   PosixReader(const PosixReader&) = delete;
   PosixReader& operator=(const PosixReader&) = delete;
 
@@ -369,12 +376,13 @@ class PosixReader final : public StorageReader {
       if (group.rank() != 0) return;
       bytes = read_metadata_file(directory, path);
       layout = parse_layout(bytes, path);
-      check_rank_files(layout);
+      if (!m_files_spread) check_rank_files(layout);
     });
     detail::broadcast_bytes(group, bytes, 0);
     if (group.rank() != 0) layout = parse_layout(bytes, path);  // the bytes rank 0 checked
     m_metadata = std::move(layout.metadata);
     m_pieces = std::move(layout.pieces);
+    m_inflated_piece = nullptr;
     m_by_entry.assign(m_metadata.entries.size(), {});
     for (std::size_t i = 0; i < m_pieces.size(); ++i)
       m_by_entry[static_cast<std::size_t>(m_pieces[i].entry)].push_back(i);
@@ -402,6 +410,8 @@ class PosixReader final : public StorageReader {
       fd = -1;
     }
     m_fds.clear();
+    m_inflated_piece = nullptr;
+    std::vector<std::byte>().swap(m_inflated);
   }
 
  private:
@@ -453,6 +463,28 @@ class PosixReader final : public StorageReader {
       bytes -= static_cast<std::uint64_t>(n);
       offset += static_cast<std::uint64_t>(n);
     }
+  }
+
+  // `bytes` of `piece` at `offset`, an offset into the rank file as if the piece were stored
+  // uncompressed. A compressed piece is read and decompressed whole, once, and kept for the runs
+  // that follow (a region's runs come piece by piece).
+  void fetch(const px::Piece& piece, const EntryInfo& info, std::byte* out, std::uint64_t bytes, std::uint64_t offset) {
+    if (info.kind != EntryKind::Array || info.compression == Compression::None) {
+      pread_all(piece.rank, out, bytes, offset);
+      return;
+    }
+    if (m_inflated_piece != &piece) {
+      m_inflated_piece = nullptr;
+      const auto logical = static_cast<std::size_t>(detail::volume(piece.region.shape)) * dtype_size(info.dtype);
+      std::vector<std::byte> stored(static_cast<std::size_t>(piece.length));
+      pread_all(piece.rank, stored.data(), piece.length, piece.offset);
+      m_inflated.resize(logical);
+      detail::decompress_exactly(info.compression, stored.data(), stored.size(), m_inflated.data(), logical,
+                                 "a piece of '" + info.name + "' in rank file '" + file_path(piece.rank) +
+                                     "' at byte " + std::to_string(piece.offset));
+      m_inflated_piece = &piece;
+    }
+    std::memcpy(out, m_inflated.data() + (offset - piece.offset), static_cast<std::size_t>(bytes));
   }
 
   // A contiguous stretch of a piece in its file: `rows` indexes of dimension d0 (whole in the
@@ -532,7 +564,7 @@ class PosixReader final : public StorageReader {
     auto* dest = static_cast<std::byte*>(request.destination);
     if (in_place) {
       for (const Run& run : runs)
-        pread_all(piece.rank, dest + run.dest * static_cast<std::int64_t>(out_size), run.bytes, run.file_offset);
+        fetch(piece, info, dest + run.dest * static_cast<std::int64_t>(out_size), run.bytes, run.file_offset);
       return;
     }
     // Coalesce neighbouring runs into one read through the buffer; copy (and convert) each out.
@@ -550,7 +582,7 @@ class PosixReader final : public StorageReader {
         ++last;
       }
       if (m_buffer.size() < end - start) m_buffer.resize(static_cast<std::size_t>(end - start));
-      pread_all(piece.rank, m_buffer.data(), end - start, start);
+      fetch(piece, info, m_buffer.data(), end - start, start);
       for (std::size_t r = first; r < last; ++r) {
         const Run& run = runs[r];
         const std::byte* src = m_buffer.data() + (run.file_offset - start);
@@ -568,6 +600,7 @@ class PosixReader final : public StorageReader {
     }
   }
 
+  bool m_files_spread = false;
   ProcessGroup* m_group = nullptr;
   std::string m_directory;
   Metadata m_metadata;
@@ -576,12 +609,18 @@ class PosixReader final : public StorageReader {
   std::vector<int> m_fds;                            // by rank file, opened on first use
   std::vector<std::byte> m_buffer;
   std::vector<std::byte> m_converted;
+  const px::Piece* m_inflated_piece = nullptr;  // the piece m_inflated holds, decompressed
+  std::vector<std::byte> m_inflated;
 };
 
 }  // namespace
 
 std::unique_ptr<StorageReader> make_posix_reader() {
   return std::make_unique<PosixReader>();
+}
+
+std::unique_ptr<StorageReader> detail::posix::make_node_local_reader() {
+  return std::make_unique<PosixReader>(true);
 }
 
 }  // namespace cairn

@@ -7,9 +7,11 @@
 #include "comm/agree.hpp"
 #include "core/byte_codec.hpp"
 #include "core/checksum.hpp"
+#include "core/compression.hpp"
 #include "core/log.hpp"
 #include "core/metadata_codec.hpp"
 #include "core/region.hpp"
+#include "storage/common/incremental.hpp"
 #include "storage/common/publish.hpp"
 #include "storage/posix/posix_storage.hpp"
 
@@ -91,9 +93,15 @@ struct AlignedBuffer {
   }
 };
 
-class PosixWriter final : public StorageWriter {
+class PosixWriter final : public StorageWriter, public detail::IncrementalWriter {
  public:
   explicit PosixWriter(PosixOptions options) : m_options(options) {}
+
+  // Chunks an incremental save leaves out are simply not handed to set_local_items and write.
+  bool same_layout(const std::string& directory) const override {
+    struct stat st {};
+    return ::stat((directory + "/" + px::metadata_file_name).c_str(), &st) == 0;
+  }
   ~PosixWriter() override { close_file(); }
   PosixWriter(const PosixWriter&) = delete;
   PosixWriter& operator=(const PosixWriter&) = delete;
@@ -107,6 +115,7 @@ class PosixWriter final : public StorageWriter {
     m_directory = directory;
     m_path = directory + "/" + px::rank_data_file_name(m_rank);
     m_element_sizes.clear();
+    m_compression.clear();
     m_pieces.clear();
     m_end = 0;
     m_size = 0;
@@ -117,6 +126,8 @@ class PosixWriter final : public StorageWriter {
       if (a < 512 || (a & (a - 1)) != 0)
         throw UsageError("PosixOptions::alignment " + std::to_string(a) + " is not a power of two of at least 512");
       for (const EntryInfo& e : entries) m_element_sizes.push_back(dtype_size(e.dtype));
+      for (const EntryInfo& e : entries)
+        m_compression.push_back({e.kind == EntryKind::Array ? e.compression : Compression::None, e.compression_level});
       create_file();
       // Reserve what the planned items need, so that a full disk fails here, before data moves.
       std::uint64_t need = 0;
@@ -207,13 +218,30 @@ class PosixWriter final : public StorageWriter {
     if (length == 0) return;  // nothing to locate: a read never intersects an empty region
     const std::uint64_t offset = m_end;
     const auto* data = static_cast<const std::byte*>(b.data);
-    int err = 0;
-    if (m_direct) err = write_direct(data, length, offset);
-    if (!m_direct) err = pwrite_all(m_fd, data, static_cast<std::size_t>(length), offset);
-    if (err != 0)
-      fail("cannot write " + std::to_string(length) + " bytes at offset " + std::to_string(offset) + " of", err);
-    m_pieces.push_back(px::Piece{item.entry, m_rank, item.region, offset, length});
-    m_size = offset + length;
+    auto write_at = [&](const std::byte* bytes, std::uint64_t n, std::uint64_t at) {
+      int err = 0;
+      if (m_direct) err = write_direct(bytes, n, at);
+      if (!m_direct) err = pwrite_all(m_fd, bytes, static_cast<std::size_t>(n), at);
+      if (err != 0) fail("cannot write " + std::to_string(n) + " bytes at offset " + std::to_string(at) + " of", err);
+    };
+    std::uint64_t stored = length;
+    const Compression method = m_compression[static_cast<std::size_t>(item.entry)].method;
+    if (method == Compression::None) {
+      write_at(data, length, offset);
+    } else {
+      // The piece as one compressed stream, written as it comes out in blocks: a whole number of
+      // alignments each, so that every block but the last starts and ends aligned (O_DIRECT).
+      stored = 0;
+      const std::size_t block = std::max(bounce_bytes, m_options.alignment);
+      detail::compress_stream(method, m_compression[static_cast<std::size_t>(item.entry)].level, data,
+                              static_cast<std::size_t>(length), block, [&](const std::byte* out, std::size_t n) {
+                                write_at(out, n, offset + stored);
+                                stored += n;
+                              });
+    }
+    // The piece table records the stored (compressed) length; the reader knows the logical one.
+    m_pieces.push_back(px::Piece{item.entry, m_rank, item.region, offset, stored});
+    m_size = offset + stored;
     m_end = align_up(m_size, m_options.alignment);
   }
 
@@ -305,6 +333,11 @@ class PosixWriter final : public StorageWriter {
   std::string m_directory;
   std::string m_path;
   std::vector<std::size_t> m_element_sizes;  // by entry
+  struct EntryCompression {
+    Compression method = Compression::None;
+    int level = 0;
+  };
+  std::vector<EntryCompression> m_compression;  // by entry
   int m_fd = -1;
   bool m_direct = false;
   std::uint64_t m_end = 0;       // where the next piece starts (aligned)

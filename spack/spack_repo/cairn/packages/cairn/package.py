@@ -33,6 +33,8 @@ class Cairn(CMakePackage, CudaPackage):
     depends_on("mpi")
     depends_on("hdf5@1.10:+mpi")
     depends_on("xxhash")
+    depends_on("zlib-api")
+    depends_on("zstd")
     depends_on("cli11", type="build")
     depends_on("googletest", type=("build", "test"), when="+tests")
 
@@ -53,6 +55,7 @@ class Cairn(CMakePackage, CudaPackage):
             self.define_from_variant("CAIRN_ENABLE_CUDA", "cuda"),
             self.define_from_variant("CAIRN_ENABLE_NCCL", "nccl"),
             self.define_from_variant("CAIRN_ENABLE_FORTRAN", "fortran"),
+            self.define("CAIRN_ENABLE_ZSTD", True),
             self.define_from_variant("CAIRN_BUILD_TESTS", "tests"),
             self.define("CAIRN_BUILD_EXAMPLES", tests),
             self.define("CAIRN_BUILD_BENCHMARKS", tests),
