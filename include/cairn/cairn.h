@@ -87,6 +87,14 @@ typedef enum cairn_layout {
   CAIRN_COLUMN_MAJOR = 1 /**< Fortran order: the first index varies fastest. */
 } cairn_layout;
 
+/* ---- lossless compression of an array on disk (values of cairn::Compression) ---- */
+
+typedef enum cairn_compression {
+  CAIRN_COMPRESSION_NONE = 0,
+  CAIRN_COMPRESSION_DEFLATE = 1, /**< zlib's deflate, levels 1-9: every HDF5 tool reads it. */
+  CAIRN_COMPRESSION_ZSTD = 2     /**< Zstandard, levels 1-22: HDF5 tools need the zstd filter plugin. */
+} cairn_compression;
+
 /* ---- opaque handles ---- */
 
 typedef struct cairn_checkpointer cairn_checkpointer; /**< Saves and loads states over a communicator. */
@@ -161,6 +169,12 @@ CAIRN_C_API int cairn_state_declare_array(cairn_state* st, const char* name, cai
 CAIRN_C_API int cairn_state_add_chunk(cairn_state* st, const char* name, int ndim, const int64_t* offset,
                                       const int64_t* local_shape, void* data, cairn_layout layout);
 
+/** Compresses the array `name` that this state already has on disk with `method` at `level`
+ *  (0: the method's default). Every rank must set the same; levels are checked when the state is
+ *  saved. Not collective. CAIRN_ERR_USAGE when the state has no array `name` or for an unknown
+ *  method. */
+CAIRN_C_API int cairn_state_set_compression(cairn_state* st, const char* name, cairn_compression method, int level);
+
 /** Adds an array that every rank holds whole and identically at `data` (written once, loaded by
  *  every rank). Not collective. */
 CAIRN_C_API int cairn_state_add_replicated_array(cairn_state* st, const char* name, cairn_dtype dtype, int ndim,
@@ -216,22 +230,30 @@ CAIRN_C_API int cairn_load(cairn_checkpointer* ck, cairn_state* st, const char* 
 
 /** Options of a manager; fill with cairn_manager_options_init, then change fields. */
 typedef struct cairn_manager_options {
-  int64_t every_steps;        /**< Save when step % every_steps == 0 (0: not by step). Default 0. */
-  double every_seconds;       /**< Save when this many seconds passed since the last save (0: not by time). */
-  int keep_last;              /**< Keep the newest keep_last checkpoints (at least 1). Default 3. */
-  int64_t keep_every;         /**< Also keep every checkpoint whose step is a multiple of this (0: none). */
-  int deep_check;             /**< Non-zero: latest() verifies every checksum, not only the metadata. */
-  int zero_copy;              /**< Non-zero: async saves write from the caller's memory (no staging copy);
-                                   the arrays must not change until the save completes. Default 0. */
-  double mtbf_seconds;        /**< The job's mean time between failures (0: not used): saves also fall due
-                                   at the Young/Daly interval of the measured save cost. Default 0. */
-  double time_limit_seconds;  /**< Wall-clock limit from creation (0: CAIRN_JOB_END_TIME or
-                                   SLURM_JOB_END_TIME, Unix seconds, if set). Default 0. */
-  double exit_margin_seconds; /**< cairn_manager_should_exit's margin beyond twice a save. Default 60. */
+  int64_t every_steps;           /**< Save when step % every_steps == 0 (0: not by step). Default 0. */
+  double every_seconds;          /**< Save when this many seconds passed since the last save (0: not by time). */
+  int keep_last;                 /**< Keep the newest keep_last checkpoints (at least 1). Default 3. */
+  int64_t keep_every;            /**< Also keep every checkpoint whose step is a multiple of this (0: none). */
+  int deep_check;                /**< Non-zero: latest() verifies every checksum, not only the metadata. */
+  int zero_copy;                 /**< Non-zero: async saves write from the caller's memory (no staging copy);
+                                      the arrays must not change until the save completes. Default 0. */
+  double mtbf_seconds;           /**< The job's mean time between failures (0: not used): saves also fall due
+                                      at the Young/Daly interval of the measured save cost. Default 0. */
+  double time_limit_seconds;     /**< Wall-clock limit from creation (0: CAIRN_JOB_END_TIME or
+                                      SLURM_JOB_END_TIME, Unix seconds, if set). Default 0. */
+  double exit_margin_seconds;    /**< cairn_manager_should_exit's margin beyond twice a save. Default 60. */
+  const char* local_root;        /**< Node-local tier: a directory per node ("{node}" becomes the node index);
+                                      saves go there first and are drained to `root`. NULL or "": none.
+                                      Copied at creation. Default NULL. */
+  int partner_copies;            /**< Non-zero: each rank's file is also kept on a partner node. Default 0. */
+  double drain_bytes_per_second; /**< The drain's rate per rank (0: unthrottled). Default 0. */
+  int incremental;               /**< Non-zero: saves write only the chunks that changed. Default 0. */
+  int full_every;                /**< With incremental: every full_every-th save is full. Default 10. */
 } cairn_manager_options;
 
 /** Fills *options with the defaults (every_steps 0, every_seconds 0, keep_last 3, keep_every 0,
- *  deep_check 0, zero_copy 0, mtbf_seconds 0, time_limit_seconds 0, exit_margin_seconds 60).
+ *  deep_check 0, zero_copy 0, mtbf_seconds 0, time_limit_seconds 0, exit_margin_seconds 60,
+ *  local_root NULL, partner_copies 0, drain_bytes_per_second 0, incremental 0, full_every 10).
  *  Not collective. */
 CAIRN_C_API int cairn_manager_options_init(cairn_manager_options* options);
 

@@ -243,6 +243,11 @@ int create_manager(const char* function, MPI_Comm comm, const char* root, const 
     opts.mtbf_seconds = options->mtbf_seconds;
     opts.time_limit_seconds = options->time_limit_seconds;
     opts.exit_margin_seconds = options->exit_margin_seconds;
+    if (options->local_root != nullptr) opts.local_root = options->local_root;
+    opts.partner_copies = options->partner_copies != 0;
+    opts.drain_bytes_per_second = options->drain_bytes_per_second;
+    opts.incremental = options->incremental != 0;
+    opts.full_every = options->full_every;
     auto handle = std::make_unique<cairn_manager>();
     handle->manager = std::make_unique<cairn::CheckpointManager>(comm, root, std::move(opts));
     handle->rank = handle->manager->checkpointer().process_group().rank();
@@ -330,6 +335,19 @@ int cairn_state_add_array_colmajor(cairn_state* st, const char* name, cairn_dtyp
                                    void* data) {
   return add_array("cairn_state_add_array_colmajor", st, name, enum_value(dtype), ndim, global_shape, offset,
                    local_shape, data, cairn::Layout::ColumnMajor);
+}
+
+int cairn_state_set_compression(cairn_state* st, const char* name, cairn_compression method, int level) {
+  return guarded({"cairn_state_set_compression", kWorldRank}, [&] {
+    require(st, "st");
+    require(name, "name");
+    cairn::Entry* entry = st->state.find(name);
+    if (entry == nullptr || !entry->is_array()) usage(entry_label(name) + ": the state has no array of this name");
+    const int value = enum_value(method);
+    if (value < CAIRN_COMPRESSION_NONE || value > CAIRN_COMPRESSION_ZSTD)
+      usage(entry_label(name) + ": unknown compression method " + std::to_string(value));
+    std::get<cairn::ArrayEntry>(entry->value).compress(static_cast<cairn::Compression>(value), level);
+  });
 }
 
 int cairn_state_declare_array(cairn_state* st, const char* name, cairn_dtype dtype, int ndim,
@@ -498,6 +516,11 @@ int cairn_manager_options_init(cairn_manager_options* options) {
     options->mtbf_seconds = defaults.mtbf_seconds;
     options->time_limit_seconds = defaults.time_limit_seconds;
     options->exit_margin_seconds = defaults.exit_margin_seconds;
+    options->local_root = nullptr;
+    options->partner_copies = defaults.partner_copies ? 1 : 0;
+    options->drain_bytes_per_second = defaults.drain_bytes_per_second;
+    options->incremental = defaults.incremental ? 1 : 0;
+    options->full_every = defaults.full_every;
   });
 }
 

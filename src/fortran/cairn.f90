@@ -45,6 +45,9 @@ module cairn
   integer, parameter, public :: CAIRN_INT8 = 0, CAIRN_INT16 = 1, CAIRN_INT32 = 2, CAIRN_INT64 = 3, &
                                 CAIRN_UINT8 = 4, CAIRN_UINT16 = 5, CAIRN_UINT32 = 6, CAIRN_UINT64 = 7, &
                                 CAIRN_FLOAT32 = 8, CAIRN_FLOAT64 = 9, CAIRN_BOOL = 10
+  ! Lossless compression on disk (values of cairn::Compression), for cairn_state_set_compression.
+  integer, parameter, public :: CAIRN_COMPRESSION_NONE = 0, CAIRN_COMPRESSION_DEFLATE = 1, &
+                                CAIRN_COMPRESSION_ZSTD = 2
 
   ! Opaque handles; a null `ptr` is a handle not created (or freed).
   type, public :: cairn_checkpointer
@@ -71,6 +74,11 @@ module cairn
     real(c_double) :: mtbf_seconds
     real(c_double) :: time_limit_seconds
     real(c_double) :: exit_margin_seconds
+    type(c_ptr) :: local_root
+    integer(c_int) :: partner_copies
+    real(c_double) :: drain_bytes_per_second
+    integer(c_int) :: incremental
+    integer(c_int) :: full_every
   end type manager_options_c
 
   ! The message of a usage error found by this module before any C call (the C API keeps the others).
@@ -79,7 +87,7 @@ module cairn
   public :: cairn_version, cairn_last_error
   public :: cairn_checkpointer_create, cairn_checkpointer_free, cairn_checkpointer_set_overwrite
   public :: cairn_state_create, cairn_state_free, cairn_state_add_array, cairn_state_add_replicated_array
-  public :: cairn_state_add_int64, cairn_state_add_double, cairn_state_add_bytes
+  public :: cairn_state_add_int64, cairn_state_add_double, cairn_state_add_bytes, cairn_state_set_compression
   public :: cairn_save, cairn_async_save, cairn_wait, cairn_test, cairn_load
   public :: cairn_manager_create, cairn_manager_free, cairn_manager_save_if_due, cairn_manager_save
   public :: cairn_manager_wait, cairn_manager_latest, cairn_manager_restore_or_start
@@ -178,6 +186,13 @@ module cairn
       integer(c_int64_t), value :: nbytes
       integer(c_int) :: c_state_add_bytes
     end function c_state_add_bytes
+    function c_state_set_compression(st, name, method, level) bind(c, name="cairn_state_set_compression")
+      import :: c_int, c_ptr, c_char
+      type(c_ptr), value :: st
+      character(kind=c_char), intent(in) :: name(*)
+      integer(c_int), value :: method, level
+      integer(c_int) :: c_state_set_compression
+    end function c_state_set_compression
     function c_state_add_int64(st, name, value) bind(c, name="cairn_state_add_int64")
       import :: c_int, c_ptr, c_char
       type(c_ptr), value :: st
@@ -443,6 +458,21 @@ contains
     end if
   end subroutine fail
 
+  !> Compresses the array `name` already in `st` on disk with `method` (CAIRN_COMPRESSION_DEFLATE
+  !> or CAIRN_COMPRESSION_ZSTD) at `level` (0 or absent: the method's default). Every rank must set
+  !> the same. Not collective.
+  subroutine cairn_state_set_compression(st, name, method, level, ierr)
+    type(cairn_state), intent(in) :: st
+    character(len=*), intent(in) :: name
+    integer, intent(in) :: method
+    integer, intent(in), optional :: level
+    integer, intent(out), optional :: ierr
+    integer(c_int) :: chosen
+    chosen = 0
+    if (present(level)) chosen = int(level, c_int)
+    call finish(c_state_set_compression(st%ptr, c_string(name), int(method, c_int), chosen), ierr)
+  end subroutine cairn_state_set_compression
+
   !> Adds a replicated int64 scalar (step, counters) read from and loaded into `value`, which must
   !> stay in place (TARGET). Not collective.
   subroutine cairn_state_add_int64(st, name, value, ierr)
@@ -520,9 +550,12 @@ contains
   !> `every_seconds` seconds, every checkpoint whose step is a multiple of `keep_every`, and
   !> verifies every checksum when looking for the latest (`deep_check`); `mtbf_seconds` schedules
   !> saves at the Young/Daly interval, `time_limit_seconds` and `exit_margin_seconds` set what
-  !> cairn_manager_should_exit goes by.
+  !> cairn_manager_should_exit goes by; `local_root` (with `partner_copies`, `drain_bytes_per_second`)
+  !> writes saves to a node-local tier first, `incremental` (with `full_every`) writes only the
+  !> chunks that changed.
   subroutine cairn_manager_create(comm, root, every_steps, keep_last, mgr, ierr, every_seconds, keep_every, deep_check, &
-                                  mtbf_seconds, time_limit_seconds, exit_margin_seconds)
+                                  mtbf_seconds, time_limit_seconds, exit_margin_seconds, local_root, partner_copies, &
+                                  drain_bytes_per_second, incremental, full_every)
     integer, intent(in) :: comm
     character(len=*), intent(in) :: root
     integer, intent(in) :: every_steps, keep_last
@@ -532,6 +565,12 @@ contains
     integer, intent(in), optional :: keep_every
     logical, intent(in), optional :: deep_check
     real(c_double), intent(in), optional :: mtbf_seconds, time_limit_seconds, exit_margin_seconds
+    character(len=*), intent(in), optional :: local_root
+    logical, intent(in), optional :: partner_copies, incremental
+    real(c_double), intent(in), optional :: drain_bytes_per_second
+    integer, intent(in), optional :: full_every
+    character(kind=c_char), allocatable, target :: local_root_c(:)
+    integer :: i
     type(manager_options_c) :: options
     integer(c_int) :: status
     status = c_manager_options_init(options)
@@ -543,6 +582,19 @@ contains
     if (present(mtbf_seconds)) options%mtbf_seconds = mtbf_seconds
     if (present(time_limit_seconds)) options%time_limit_seconds = time_limit_seconds
     if (present(exit_margin_seconds)) options%exit_margin_seconds = exit_margin_seconds
+    if (present(local_root)) then
+      ! A NUL-terminated copy that lives until the manager is created (the C API copies it).
+      allocate (local_root_c(len(local_root) + 1))
+      do i = 1, len(local_root)
+        local_root_c(i) = local_root(i:i)
+      end do
+      local_root_c(len(local_root) + 1) = c_null_char
+      options%local_root = c_loc(local_root_c)
+    end if
+    if (present(partner_copies)) options%partner_copies = merge(1_c_int, 0_c_int, partner_copies)
+    if (present(drain_bytes_per_second)) options%drain_bytes_per_second = drain_bytes_per_second
+    if (present(incremental)) options%incremental = merge(1_c_int, 0_c_int, incremental)
+    if (present(full_every)) options%full_every = int(full_every, c_int)
     call finish(c_manager_create_f(int(comm, c_int), c_string(root), options, mgr%ptr), ierr)
   end subroutine cairn_manager_create
 

@@ -430,6 +430,64 @@ static int exists(const char* root, const char* name) {
   return stat(path, &info) == 0;
 }
 
+/* A compressed array, and a manager saving incrementally into a node-local tier drained to its root. */
+static void test_compression_tier_incremental(cairn_checkpointer* ck) {
+  enum { N = 4096 };
+  const int64_t global[1] = {(int64_t)N * g_size};
+  const int64_t offset[1] = {(int64_t)N * g_rank};
+  const int64_t local[1] = {N};
+  static double data[N], back[N];
+  for (int i = 0; i < N; ++i) data[i] = (double)((g_rank * N + i) / 64); /* runs of equal values */
+
+  cairn_state* st = NULL;
+  EXPECT_OK(cairn_state_create(&st));
+  EXPECT_OK(cairn_state_add_array(st, "packed", CAIRN_FLOAT64, 1, global, offset, local, data));
+  EXPECT_OK(cairn_state_set_compression(st, "packed", CAIRN_COMPRESSION_DEFLATE, 1));
+  EXPECT_ERROR(cairn_state_set_compression(st, "absent", CAIRN_COMPRESSION_DEFLATE, 0), CAIRN_ERR_USAGE,
+               "cairn_state_set_compression", "absent", "no array");
+  EXPECT_ERROR(cairn_state_set_compression(st, "packed", (cairn_compression)7, 0), CAIRN_ERR_USAGE,
+               "cairn_state_set_compression", "packed", "unknown compression method 7");
+  char id[1200];
+  path_of(id, sizeof id, "compressed");
+  EXPECT_OK(cairn_save(ck, st, id));
+  EXPECT_OK(cairn_state_free(st));
+  EXPECT_OK(cairn_state_create(&st));
+  memset(back, 0, sizeof back);
+  EXPECT_OK(cairn_state_add_array(st, "packed", CAIRN_FLOAT64, 1, global, offset, local, back));
+  EXPECT_OK(cairn_load(ck, st, id));
+  CHECK(memcmp(back, data, sizeof back) == 0, "the deflate-compressed array reads back different bytes");
+  EXPECT_OK(cairn_state_free(st));
+
+  /* The node map is the ranks that share memory: here every rank is on node 0. */
+  char root[1200], tier[1300];
+  path_of(root, sizeof root, "tiered");
+  snprintf(tier, sizeof tier, "%s_local/node{node}", root);
+  cairn_manager_options options;
+  EXPECT_OK(cairn_manager_options_init(&options));
+  CHECK(options.local_root == NULL && options.partner_copies == 0 && options.incremental == 0 &&
+            options.full_every == 10 && options.drain_bytes_per_second == 0,
+        "unexpected tier/incremental defaults: full_every %d", options.full_every);
+  options.local_root = tier;
+  options.incremental = 1;
+  cairn_manager* mgr = NULL;
+  EXPECT_OK(cairn_manager_create_with_options(MPI_COMM_WORLD, root, &options, &mgr));
+  EXPECT_OK(cairn_state_create(&st));
+  EXPECT_OK(cairn_state_add_array(st, "packed", CAIRN_FLOAT64, 1, global, offset, local, data));
+  EXPECT_OK(cairn_manager_save(mgr, st, 1));
+  EXPECT_OK(cairn_manager_wait(mgr)); /* the drain to the root */
+  EXPECT_OK(cairn_manager_free(mgr));
+  EXPECT_OK(cairn_state_free(st));
+  if (g_rank == 0) CHECK(exists(root, "step_0000000001"), "the drained checkpoint is not under %s", root);
+  memset(back, 0, sizeof back);
+  EXPECT_OK(cairn_state_create(&st));
+  EXPECT_OK(cairn_state_add_array(st, "packed", CAIRN_FLOAT64, 1, global, offset, local, back));
+  char drained[1300];
+  snprintf(drained, sizeof drained, "%s/step_0000000001", root);
+  EXPECT_OK(cairn_load(ck, st, drained));
+  CHECK(memcmp(back, data, sizeof back) == 0, "the drained checkpoint reads back different bytes");
+  EXPECT_OK(cairn_state_free(st));
+}
+
 static void test_manager(void) {
   enum { N = 50 };
   char root[1200];
@@ -831,6 +889,7 @@ int main(int argc, char** argv) {
   test_scalars_and_bytes(ck);
   test_async(ck);
   test_manager();
+  test_compression_tier_incremental(ck);
   test_errors(ck);
   EXPECT_OK(cairn_checkpointer_free(ck));
 

@@ -185,6 +185,9 @@ contains
     call expect_ok(ierr, "cairn_state_add_array(l1)")
     call cairn_state_add_array(st, "a2", a2, [nx, nz], [0, k0], ierr)
     call expect_ok(ierr, "cairn_state_add_array(a2)")
+    ! Compressed on disk (deflate, level 1): the resharded load below reads it back the same.
+    call cairn_state_set_compression(st, "a2", CAIRN_COMPRESSION_DEFLATE, 1, ierr)
+    call expect_ok(ierr, "cairn_state_set_compression(a2)")
     call cairn_state_add_array(st, "s2", s2, [nx, nz], [0, k0], ierr)
     call expect_ok(ierr, "cairn_state_add_array(s2)")
     call cairn_state_add_replicated_array(st, "table", table, ierr)
