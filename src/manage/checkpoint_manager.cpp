@@ -8,6 +8,7 @@
 #include "core/log.hpp"
 #include "exec/checkpointer_access.hpp"
 #include "manage/checkpoint_interval.hpp"
+#include "manage/directory_listing.hpp"
 #include "manage/node_local_tier.hpp"
 #include "manage/referenced_checkpoints.hpp"
 #include "storage/common/publish.hpp"
@@ -24,39 +25,14 @@ namespace cairn {
 
 namespace {
 
+using detail::directory_names;
+using detail::ends_with;
+using detail::exists;
+using detail::step_of;
+
 bool is_directory(const std::string& path) {
   struct stat st {};
   return ::lstat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-bool exists(const std::string& path) {
-  struct stat st {};
-  return ::lstat(path.c_str(), &st) == 0;
-}
-
-// The step in "<prefix><digits>", or -1 when `name` is not such a name.
-std::int64_t step_of(const std::string& name, const std::string& prefix) {
-  if (name.size() <= prefix.size() || name.compare(0, prefix.size(), prefix) != 0) return -1;
-  std::int64_t step = 0;
-  for (std::size_t i = prefix.size(); i < name.size(); ++i) {
-    const char c = name[i];
-    if (c < '0' || c > '9') return -1;
-    if (step > (INT64_MAX - (c - '0')) / 10) return -1;
-    step = step * 10 + (c - '0');
-  }
-  return step;
-}
-
-std::vector<std::string> directory_names(const std::string& dir) {
-  std::vector<std::string> names;
-  DIR* stream = ::opendir(dir.c_str());
-  if (stream == nullptr) {
-    if (errno == ENOENT) return names;  // no checkpoint yet
-    throw StorageError("cannot list checkpoint directory '" + dir + "': " + detail::errno_text(errno));
-  }
-  while (const dirent* e = ::readdir(stream)) names.emplace_back(e->d_name);
-  ::closedir(stream);
-  return names;
 }
 
 struct Published {
@@ -78,10 +54,6 @@ std::vector<Published> scan_published(const std::string& root, const std::string
     return a.step != b.step ? a.step < b.step : a.name < b.name;
   });
   return found;
-}
-
-bool ends_with(const std::string& s, const std::string& tail) {
-  return s.size() >= tail.size() && s.compare(s.size() - tail.size(), tail.size(), tail) == 0;
 }
 
 // Removes what interrupted saves and removals left under `root`, except `keep_partial` (the

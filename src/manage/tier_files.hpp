@@ -4,6 +4,8 @@
 
 #include <cairn/process_group.hpp>
 
+#include "manage/directory_listing.hpp"
+
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -32,12 +34,10 @@ std::string format_record(const TierRecord& record);
 TierRecord parse_record(const std::vector<std::byte>& bytes, const std::string& dir);
 
 std::string host_name();
-bool exists(const std::string& path);
-bool ends_with(const std::string& s, const std::string& tail);
-/// The step in "<prefix><digits>", or -1.
-std::int64_t step_of(const std::string& name, const std::string& prefix);
-/// Entry names of `dir`; none when it does not exist. Throws StorageError.
-std::vector<std::string> directory_names(const std::string& dir);
+using detail::directory_names;
+using detail::ends_with;
+using detail::exists;
+using detail::step_of;
 /// Creates `dir` and its missing parents. Throws StorageError.
 void make_directories(const std::string& dir);
 /// Throws StorageError.
