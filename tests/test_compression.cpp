@@ -44,28 +44,10 @@ SaveOptions save_with(Backend b) {
 // Bytes of element `linear` of an array in `dtype`: a slowly varying value (compressible), bools
 // 0 or 1, floats finite.
 void fill_element(DType dtype, std::int64_t linear, int seed, std::byte* out) {
-  const auto v = static_cast<std::uint64_t>(linear / 3 + seed);
-  switch (dtype) {
-    case DType::Bool: out[0] = static_cast<std::byte>((linear / 5) & 1); return;
-    case DType::Float32: {
-      const float f = static_cast<float>(linear % 1000) * 0.25f + static_cast<float>(seed);
-      std::memcpy(out, &f, 4);
-      return;
-    }
-    case DType::Float64: {
-      const double d = pattern(linear, seed);
-      std::memcpy(out, &d, 8);
-      return;
-    }
-    case DType::Float16:
-    case DType::BFloat16: {
-      const std::uint16_t bits = dtype == DType::Float16 ? static_cast<std::uint16_t>(0x3800u | (v & 0x03FFu))
-                                                         : static_cast<std::uint16_t>(0x3F00u | (v & 0x007Fu));
-      std::memcpy(out, &bits, 2);
-      return;
-    }
-    default: std::memcpy(out, &v, dtype_size(dtype));
-  }
+  // Bools change every fifth element.
+  const auto v = static_cast<std::uint64_t>(dtype == DType::Bool ? linear / 5 : linear / 3 + seed);
+  store_element(dtype, v, static_cast<float>(linear % 1000) * 0.25f + static_cast<float>(seed), pattern(linear, seed),
+                out);
 }
 
 // One array as this rank holds it: blocks and their bytes (the pattern, or 0x5A when blank).

@@ -17,30 +17,8 @@ const std::vector<DType> all_dtypes = {DType::Int8,   DType::Int16,   DType::Int
 
 // Deterministic bytes for element `linear` of a dtype; bools are 0 or 1, floats are finite.
 void fill_element(DType dtype, std::int64_t linear, int seed, std::byte* out) {
-  const std::size_t size = dtype_size(dtype);
   const auto v = static_cast<std::uint64_t>(linear * 2654435761u + static_cast<std::uint64_t>(seed) * 97u);
-  switch (dtype) {
-    case DType::Bool: out[0] = static_cast<std::byte>(v & 1u); return;
-    case DType::Float32: {
-      const float f = static_cast<float>(linear) * 0.5f + static_cast<float>(seed);
-      std::memcpy(out, &f, 4);
-      return;
-    }
-    case DType::Float64: {
-      const double d = pattern(linear, seed);
-      std::memcpy(out, &d, 8);
-      return;
-    }
-    case DType::Float16:
-    case DType::BFloat16: {
-      // Sign, a mid-range exponent and a varying mantissa: finite, normal numbers.
-      const std::uint16_t bits = dtype == DType::Float16 ? static_cast<std::uint16_t>(0x3800u | (v & 0x03FFu))
-                                                         : static_cast<std::uint16_t>(0x3F00u | (v & 0x007Fu));
-      std::memcpy(out, &bits, 2);
-      return;
-    }
-    default: std::memcpy(out, &v, size);
-  }
+  store_element(dtype, v, static_cast<float>(linear) * 0.5f + static_cast<float>(seed), pattern(linear, seed), out);
 }
 
 struct SavedArray {

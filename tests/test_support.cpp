@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 namespace cairn::test {
@@ -118,6 +119,22 @@ std::vector<Block> decompose(const Extents& shape, int parts, int part, Decompos
 
 double pattern(std::int64_t linear_index, int seed) {
   return static_cast<double>(linear_index % 1000003) * 0.5 + seed * 1000.0 + 0.25;
+}
+
+void store_element(DType dtype, std::uint64_t bits, float f32, double f64, std::byte* out) {
+  switch (dtype) {
+    case DType::Bool: out[0] = static_cast<std::byte>(bits & 1u); return;
+    case DType::Float32: std::memcpy(out, &f32, 4); return;
+    case DType::Float64: std::memcpy(out, &f64, 8); return;
+    case DType::Float16:
+    case DType::BFloat16: {
+      const std::uint16_t half = dtype == DType::Float16 ? static_cast<std::uint16_t>(0x3800u | (bits & 0x03FFu))
+                                                         : static_cast<std::uint16_t>(0x3F00u | (bits & 0x007Fu));
+      std::memcpy(out, &half, 2);
+      return;
+    }
+    default: std::memcpy(out, &bits, dtype_size(dtype));  // little-endian: the low bytes
+  }
 }
 
 std::int64_t global_linear(const Extents& shape, const Block& block, const Extents& local) {

@@ -56,6 +56,11 @@ std::vector<Block> decompose(const Extents& shape, int parts, int part, Decompos
 /// A value determined by an element's global linear index and a per-array seed.
 double pattern(std::int64_t linear_index, int seed);
 
+/// Stores one element of `dtype` at `out`: integers take `bits`, bools its lowest bit, half
+/// floats a mid-range exponent with `bits` in the mantissa (finite, normal), float32 and float64
+/// the values given.
+void store_element(DType dtype, std::uint64_t bits, float f32, double f64, std::byte* out);
+
 /// Global linear (row-major) index of local element `local` of `block` inside `shape`.
 std::int64_t global_linear(const Extents& shape, const Block& block, const Extents& local);
 
