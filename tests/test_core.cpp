@@ -1,5 +1,5 @@
 // Unit tests of the core and plan layers: names, dtypes, regions, copies, the metadata codec and
-// the default planner's cross-rank checks. No MPI launch.
+// the default planner's cross-rank checks, the storage layer's read coalescing. No MPI launch.
 #include <cairn/cairn.hpp>
 
 #include "core/byte_codec.hpp"
@@ -8,6 +8,7 @@
 #include "core/region.hpp"
 #include "core/strided_copy.hpp"
 #include "stage/staging.hpp"
+#include "storage/common/coalesced_reads.hpp"
 
 #include <gtest/gtest.h>
 
@@ -237,4 +238,69 @@ TEST(RegionIndex, AgreesWithAScanOfEveryRegion) {
       std::sort(found.begin(), found.end());
       EXPECT_EQ(found, expected) << to_string(box);
     }
+}
+
+// Two "files" of distinct bytes; the reads copy from them and are recorded.
+struct FakeFiles {
+  std::vector<std::vector<std::byte>> files;
+  struct Call {
+    int file;
+    std::uint64_t bytes, offset;
+  };
+  std::vector<Call> calls;
+  FakeFiles() : files(2, std::vector<std::byte>(1000)) {
+    for (std::size_t f = 0; f < 2; ++f)
+      for (std::size_t i = 0; i < 1000; ++i) files[f][i] = static_cast<std::byte>((i * 7 + f * 101) % 251);
+  }
+  CoalescedReads::ReadFn reader() {
+    return [this](int file, std::byte* out, std::uint64_t bytes, std::uint64_t offset) {
+      calls.push_back({file, bytes, offset});
+      std::copy_n(files[static_cast<std::size_t>(file)].begin() + static_cast<std::ptrdiff_t>(offset), bytes, out);
+    };
+  }
+};
+
+TEST(CoalescedReads, NeighboursInFileAndMemoryBecomeOneRead) {
+  FakeFiles fake;
+  std::vector<std::byte> out(400);
+  CoalescedReads reads;
+  // Queued out of order: [100,200) and [200,300) of file 0 into out[0,200) become one read;
+  // [300,350) of file 0 lands elsewhere in memory (out[250,300)): a read of its own.
+  reads.add(0, out.data() + 100, 100, 200);
+  reads.add(0, out.data(), 100, 100);
+  reads.add(0, out.data() + 250, 50, 300);
+  // File 1: adjacent in memory to the first run, but another file.
+  reads.add(1, out.data() + 200, 50, 300);
+  reads.add(1, out.data() + 300, 0, 0);  // empty: never read
+  reads.flush(fake.reader());
+  ASSERT_EQ(fake.calls.size(), 3u);
+  EXPECT_EQ(fake.calls[0].file, 0);
+  EXPECT_EQ(fake.calls[0].offset, 100u);
+  EXPECT_EQ(fake.calls[0].bytes, 200u);
+  EXPECT_EQ(fake.calls[1].offset, 300u);
+  EXPECT_EQ(fake.calls[2].file, 1);
+  for (std::size_t i = 0; i < 200; ++i) EXPECT_EQ(out[i], fake.files[0][100 + i]) << i;
+  for (std::size_t i = 0; i < 50; ++i) EXPECT_EQ(out[200 + i], fake.files[1][300 + i]) << i;
+  for (std::size_t i = 0; i < 50; ++i) EXPECT_EQ(out[250 + i], fake.files[0][300 + i]) << i;
+
+  // The queue is empty after a flush.
+  reads.flush(fake.reader());
+  EXPECT_EQ(fake.calls.size(), 3u);
+}
+
+TEST(CoalescedReads, MergedReadsStayWithinTheLimitAndClearDropsTheQueue) {
+  FakeFiles fake;
+  std::vector<std::byte> out(1000);
+  CoalescedReads reads;
+  for (std::uint64_t at = 0; at < 1000; at += 100) reads.add(0, out.data() + at, 100, at);
+  reads.flush(fake.reader(), 300);
+  ASSERT_EQ(fake.calls.size(), 4u);  // 300 + 300 + 300 + 100
+  for (const auto& call : fake.calls) EXPECT_LE(call.bytes, 300u);
+  EXPECT_TRUE(std::equal(out.begin(), out.end(), fake.files[0].begin()));
+
+  fake.calls.clear();
+  reads.add(0, out.data(), 10, 0);
+  reads.clear();
+  reads.flush(fake.reader());
+  EXPECT_TRUE(fake.calls.empty());
 }

@@ -4,6 +4,7 @@
 
 #include "core/metadata_codec.hpp"
 #include "core/region.hpp"
+#include "storage/common/coalesced_reads.hpp"
 #include "storage/common/delegating_reader.hpp"
 #include "storage/common/incremental.hpp"
 #include "storage/common/publish.hpp"
@@ -139,6 +140,15 @@ class Hdf5Reader final : public StorageReader {
         if (!failure) failure = std::current_exception();
       }
     }
+    try {
+      if (failure) m_direct.clear();
+      m_direct.flush([this](int entry, std::byte* out, std::uint64_t bytes, std::uint64_t at) {
+        pread_exactly(out, static_cast<std::size_t>(bytes), static_cast<off_t>(at),
+                      m_metadata.entries[static_cast<std::size_t>(entry)]);
+      });
+    } catch (...) {
+      if (!failure) failure = std::current_exception();
+    }
     if (failure) std::rethrow_exception(failure);
   }
 
@@ -205,8 +215,8 @@ class Hdf5Reader final : public StorageReader {
 #endif
   }
 
-  // Reads `r` with pread, one call per contiguous run of the region in the file (one call for a
-  // slab of the first dimension), straight into the destination.
+  // Queues `r` for pread, one read per contiguous run of the region in the file (one for a slab
+  // of the first dimension), straight into the destination; read() issues them, neighbours merged.
   void read_direct(const ReadRequest& r, const EntryInfo& info, haddr_t base) {
     const std::size_t ndim = r.region.shape.size();
     if (ndim == 0 || detail::volume(r.region.shape) == 0) return;
@@ -227,7 +237,7 @@ class Hdf5Reader final : public StorageReader {
     while (true) {
       std::int64_t linear = 0;
       for (std::size_t d = 0; d < ndim; ++d) linear = linear * global[d] + index[d];
-      pread_exactly(out, run_bytes, static_cast<off_t>(base) + static_cast<off_t>(linear * esize), info);
+      m_direct.add(static_cast<int>(r.entry), out, run_bytes, base + static_cast<std::uint64_t>(linear * esize));
       out += run_bytes;
       // The next run: count through the dimensions before `inner`.
       std::size_t d = inner;
@@ -260,7 +270,8 @@ class Hdf5Reader final : public StorageReader {
 
   ProcessGroup* m_group = nullptr;
   bool m_posix_driver = false;
-  int m_fd = -1;  // the file for direct reads, opened on first use
+  int m_fd = -1;                    // the file for direct reads, opened on first use
+  detail::CoalescedReads m_direct;  // direct reads of the current read() call
   std::string m_path;
   Handle m_file;
   Metadata m_metadata;

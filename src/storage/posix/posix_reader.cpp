@@ -12,6 +12,7 @@
 #include "core/metadata_codec.hpp"
 #include "core/region.hpp"
 #include "core/strided_copy.hpp"
+#include "storage/common/coalesced_reads.hpp"
 #include "storage/common/publish.hpp"
 #include "storage/posix/posix_storage.hpp"
 
@@ -396,7 +397,11 @@ class PosixReader final : public StorageReader {
     try {
       if (m_group == nullptr) throw UsageError("read from a posix checkpoint reader that was never opened");
       for (const ReadRequest& r : requests) read_one(r);
+      m_direct.flush([this](int rank, std::byte* out, std::uint64_t bytes, std::uint64_t offset) {
+        pread_all(rank, out, bytes, offset);
+      });
     } catch (...) {
+      m_direct.clear();
       failure = std::current_exception();
     }
     if (m_group == nullptr) std::rethrow_exception(failure);
@@ -563,8 +568,14 @@ class PosixReader final : public StorageReader {
 
     auto* dest = static_cast<std::byte*>(request.destination);
     if (in_place) {
-      for (const Run& run : runs)
-        fetch(piece, info, dest + run.dest * static_cast<std::int64_t>(out_size), run.bytes, run.file_offset);
+      const bool stored_plain = info.kind != EntryKind::Array || info.compression == Compression::None;
+      for (const Run& run : runs) {
+        std::byte* out = dest + run.dest * static_cast<std::int64_t>(out_size);
+        if (stored_plain)
+          m_direct.add(piece.rank, out, run.bytes, run.file_offset);  // read at the end of read(), merged
+        else
+          fetch(piece, info, out, run.bytes, run.file_offset);
+      }
       return;
     }
     // Coalesce neighbouring runs into one read through the buffer; copy (and convert) each out.
@@ -601,6 +612,7 @@ class PosixReader final : public StorageReader {
   }
 
   bool m_files_spread = false;
+  detail::CoalescedReads m_direct;  // in-place reads of the current read() call
   ProcessGroup* m_group = nullptr;
   std::string m_directory;
   Metadata m_metadata;
