@@ -9,6 +9,8 @@
 // Usage and output are described in benchmarks/README.md and by --help.
 #include <cairn/cairn.hpp>
 
+#include "bench_support.hpp"
+
 #include <hdf5.h>
 #include <mpi.h>
 
@@ -92,16 +94,6 @@ const char* usage_text =
     "  --dir           directory to write in; a private subdirectory is made there and removed at the end\n"
     "  --json          print one JSON object per line instead of a table\n";
 
-bool parse_int(const std::string& text, std::int64_t& out) {
-  if (text.empty()) return false;
-  char* end = nullptr;
-  errno = 0;
-  const long long value = std::strtoll(text.c_str(), &end, 10);
-  if (errno != 0 || end == nullptr || *end != '\0') return false;
-  out = value;
-  return true;
-}
-
 std::vector<std::string> split_list(const std::string& text) {
   std::vector<std::string> out;
   std::size_t start = 0;
@@ -153,16 +145,16 @@ std::string parse_args(int argc, char** argv, Options& options) {
       options.backends = value;
     } else if (arg == "--mib-per-rank") {
       std::int64_t n = 0;
-      if (!next_value() || !parse_int(value, n) || n < 1 || n > (std::int64_t{1} << 20))
+      if (!next_value() || !cairn::bench::parse_int(value, 1, std::int64_t{1} << 20, n))
         return "--mib-per-rank needs an integer >= 1";
       options.mib_per_rank = n;
     } else if (arg == "--runs") {
       std::int64_t n = 0;
-      if (!next_value() || !parse_int(value, n) || n < 1 || n > 100000) return "--runs needs an integer >= 1";
+      if (!next_value() || !cairn::bench::parse_int(value, 1, 100000, n)) return "--runs needs an integer >= 1";
       options.runs = static_cast<int>(n);
     } else if (arg == "--budget-mib") {
       std::int64_t n = 0;
-      if (!next_value() || !parse_int(value, n) || n < 2 || n > (std::int64_t{1} << 20))
+      if (!next_value() || !cairn::bench::parse_int(value, 2, std::int64_t{1} << 20, n))
         return "--budget-mib needs an integer >= 2";
       options.budget_mib = n;
     } else if (arg == "--dir") {

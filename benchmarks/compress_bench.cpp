@@ -13,6 +13,8 @@
 // every load is checked against the saved bytes on every rank.
 #include <cairn/cairn.hpp>
 
+#include "bench_support.hpp"
+
 #include <fcntl.h>
 #include <mpi.h>
 #include <unistd.h>
@@ -46,14 +48,6 @@ const char* usage_text =
     "  --dir           directory to write in; a private subdirectory is made there and removed at the end\n"
     "  --json          print one JSON object per line instead of a table\n";
 
-bool parse_int(const std::string& text, std::int64_t& out) {
-  char* end = nullptr;
-  const long long v = std::strtoll(text.c_str(), &end, 10);
-  if (text.empty() || *end != '\0') return false;
-  out = v;
-  return true;
-}
-
 // "" or what is wrong with the command line.
 std::string parse(int argc, char** argv, Options& o) {
   bool have_dir = false;
@@ -71,10 +65,10 @@ std::string parse(int argc, char** argv, Options& o) {
     } else if (arg == "--json") {
       o.json = true;
     } else if (arg == "--mib-per-rank") {
-      if (!value(v) || !parse_int(v, n) || n < 1 || n > (1 << 20)) return "--mib-per-rank needs an integer >= 1";
+      if (!value(v) || !cairn::bench::parse_int(v, 1, 1 << 20, n)) return "--mib-per-rank needs an integer >= 1";
       o.mib_per_rank = n;
     } else if (arg == "--runs") {
-      if (!value(v) || !parse_int(v, n) || n < 1 || n > 1000) return "--runs needs an integer >= 1";
+      if (!value(v) || !cairn::bench::parse_int(v, 1, 1000, n)) return "--runs needs an integer >= 1";
       o.runs = static_cast<int>(n);
     } else if (arg == "--dir") {
       if (!value(v) || v.empty()) return "--dir needs a directory";
@@ -171,23 +165,14 @@ std::string json_number(double v) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int provided = 0;  // saves here are synchronous; MULTIPLE only keeps Cairn's worker thread usable
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
-  int rank = 0, size = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  // Saves here are synchronous; MULTIPLE only keeps Cairn's worker thread usable.
+  const cairn::bench::MpiSession mpi(argc, argv, MPI_THREAD_MULTIPLE);
+  const int rank = mpi.rank(), size = mpi.size();
   Options o;
-  if (const std::string problem = parse(argc, argv, o); !problem.empty() || o.help) {
-    if (rank == 0)
-      std::fprintf(problem.empty() ? stdout : stderr, "%s%s%s", problem.c_str(), problem.empty() ? "" : "\n",
-                   usage_text);
-    MPI_Finalize();
-    return problem.empty() ? 0 : 2;
-  }
+  if (const std::string problem = parse(argc, argv, o); !problem.empty() || o.help)
+    return cairn::bench::print_usage(rank, "cairn_compress_bench", problem, usage_text);
   int status = 0;
-  long long pid = ::getpid();  // rank 0's: one private subdirectory for the run
-  MPI_Bcast(&pid, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
-  const std::string root = o.dir + "/cairn_compress_bench." + std::to_string(pid);
+  std::string root;
   try {
     // A (P * rows, n, n) float64 field in slabs of the first dimension, mib_per_rank MiB per rank.
     const std::int64_t n = 128;
@@ -203,8 +188,7 @@ int main(int argc, char** argv) {
                                    {"zstd", cairn::Compression::Zstd, 0}};
     const char* datasets[] = {"heat3d", "random"};
     const char* backends[] = {"hdf5", "posix"};
-    if (rank == 0) fs::create_directories(root);
-    MPI_Barrier(MPI_COMM_WORLD);
+    root = cairn::bench::make_run_dir(o.dir, "cairn_compress_bench");
     cairn::Checkpointer ck(MPI_COMM_WORLD);
     std::vector<double> field(count), back(count);
 
@@ -294,14 +278,9 @@ int main(int argc, char** argv) {
       }
     }
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "rank %d: %s\n", rank, e.what());
+    std::fprintf(stderr, "cairn_compress_bench: rank %d: %s\n", rank, e.what());
     status = 1;
   }
-  MPI_Barrier(MPI_COMM_WORLD);
-  if (rank == 0) {
-    std::error_code ec;
-    fs::remove_all(root, ec);
-  }
-  MPI_Finalize();
+  if (!root.empty()) cairn::bench::remove_run_dir(root);
   return status;
 }

@@ -8,6 +8,8 @@
 // exits 0, measuring nothing.
 #include <cairn/cairn.hpp>
 
+#include "bench_support.hpp"
+
 #include <cuda_runtime_api.h>
 #include <fcntl.h>
 #include <mpi.h>
@@ -59,26 +61,34 @@ void drop_cache(const std::string& path) {
 
 }  // namespace
 
+const char* const usage_text =
+    "usage: mpirun -np P cairn_gpu_bench [--mib-per-rank N] [--runs R] [--dir DIR]\n"
+    "  --mib-per-rank  MiB of float64 device array per rank; default 256\n"
+    "  --runs          runs per method; each figure is the median; default 5\n"
+    "  --dir           directory to write in (a private subdirectory, removed at the end); default /tmp\n";
+
 int main(int argc, char** argv) {
-  int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
-  int rank = 0;
-  int size = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  const cairn::bench::MpiSession mpi(argc, argv, MPI_THREAD_MULTIPLE);
+  const int rank = mpi.rank(), size = mpi.size();
   std::size_t mib = 256;
   int runs = 5;
   std::string dir = "/tmp";
-  for (int i = 1; i + 1 < argc; i += 2) {
+  for (int i = 1; i < argc; i += 2) {
     const std::string flag = argv[i];
-    if (flag == "--mib-per-rank") mib = std::stoul(argv[i + 1]);
-    if (flag == "--runs") runs = std::stoi(argv[i + 1]);
-    if (flag == "--dir") dir = argv[i + 1];
+    const std::string value = i + 1 < argc ? argv[i + 1] : "";
+    std::int64_t n = 0;
+    if (flag == "--mib-per-rank" && cairn::bench::parse_int(value, 1, std::int64_t{1} << 20, n))
+      mib = static_cast<std::size_t>(n);
+    else if (flag == "--runs" && cairn::bench::parse_int(value, 1, 100000, n))
+      runs = static_cast<int>(n);
+    else if (flag == "--dir" && !value.empty())
+      dir = value;
+    else
+      return cairn::bench::print_usage(rank, "cairn_gpu_bench", "bad argument '" + flag + "'", usage_text);
   }
   int devices = 0;
   if (cudaGetDeviceCount(&devices) != cudaSuccess || devices == 0) {
     if (rank == 0) std::printf("cairn_gpu_bench: no CUDA device here; nothing measured\n");
-    MPI_Finalize();
     return 0;
   }
   int status = 0;
@@ -97,9 +107,7 @@ int main(int argc, char** argv) {
     cudaStream_t stream = nullptr;
     cuda_check(cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking), "cudaStreamCreate");
 
-    const std::string root = dir + "/cairn_gpu_bench." + std::to_string(::getpid());
-    if (rank == 0) std::filesystem::create_directories(root);
-    MPI_Barrier(MPI_COMM_WORLD);
+    const std::string root = cairn::bench::make_run_dir(dir, "cairn_gpu_bench");
     cairn::Checkpointer ck(MPI_COMM_WORLD);
     cairn::State state;
     state.add_array("u", cairn::DType::Float64, {elems * size}).add_chunk({elems * rank}, {elems}, device);
@@ -174,8 +182,7 @@ int main(int argc, char** argv) {
           size, mib, runs, sc, sm, sc / sm, lc, lr, lc / lr, ck.process_group().device_transport());
     }
     status = all_ok ? 0 : 1;
-    MPI_Barrier(MPI_COMM_WORLD);
-    if (rank == 0) std::filesystem::remove_all(root);
+    cairn::bench::remove_run_dir(root);
     cudaStreamDestroy(stream);
     cudaFreeHost(pinned);
     cudaFree(device);
@@ -183,6 +190,5 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cairn_gpu_bench on rank %d: %s\n", rank, e.what());
     MPI_Abort(MPI_COMM_WORLD, 2);
   }
-  MPI_Finalize();
   return status;
 }

@@ -8,6 +8,8 @@
 // Usage: mpirun -np P cairn_incremental_bench --dir DIR [--mib-per-rank N] [--runs R] [--json]
 #include <cairn/cairn.hpp>
 
+#include "bench_support.hpp"
+
 #include <mpi.h>
 
 #include <sys/stat.h>
@@ -49,18 +51,6 @@ const char* usage =
     "  --dir              directory to write in; a private subdirectory is made there and removed at the end\n"
     "  --json             one JSON object per line instead of a table\n";
 
-bool parse_int(const std::string& text, std::int64_t low, std::int64_t high, std::int64_t& out) {
-  try {
-    std::size_t used = 0;
-    const long long v = std::stoll(text, &used);
-    if (used != text.size() || v < low || v > high) return false;
-    out = v;
-    return true;
-  } catch (const std::exception&) {
-    return false;
-  }
-}
-
 // "" when the arguments are good, else what is wrong.
 std::string parse_args(int argc, char** argv, Options& o) {
   for (int i = 1; i < argc; ++i) {
@@ -75,13 +65,15 @@ std::string parse_args(int argc, char** argv, Options& o) {
     if (arg == "--json") {
       o.json = true;
     } else if (arg == "--mib-per-rank") {
-      if (!value(v) || !parse_int(v, 1, std::int64_t{1} << 20, n)) return "--mib-per-rank needs an integer >= 1";
+      if (!value(v) || !cairn::bench::parse_int(v, 1, std::int64_t{1} << 20, n))
+        return "--mib-per-rank needs an integer >= 1";
       o.mib_per_rank = n;
     } else if (arg == "--runs") {
-      if (!value(v) || !parse_int(v, 1, 100000, n)) return "--runs needs an integer >= 1";
+      if (!value(v) || !cairn::bench::parse_int(v, 1, 100000, n)) return "--runs needs an integer >= 1";
       o.runs = static_cast<int>(n);
     } else if (arg == "--changed-percent") {
-      if (!value(v) || !parse_int(v, 0, 100, n)) return "--changed-percent needs an integer from 0 to 100";
+      if (!value(v) || !cairn::bench::parse_int(v, 0, 100, n))
+        return "--changed-percent needs an integer from 0 to 100";
       o.changed_percent = static_cast<int>(n);
     } else if (arg == "--backends") {
       if (!value(v) || v.empty()) return "--backends needs a list";
@@ -167,25 +159,15 @@ struct Series {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
-  int rank = 0, ranks = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+  const cairn::bench::MpiSession mpi(argc, argv, MPI_THREAD_MULTIPLE);
+  const int rank = mpi.rank(), ranks = mpi.size();
   Options o;
   const std::string bad = parse_args(argc, argv, o);
-  if (!bad.empty()) {
-    if (rank == 0) std::fprintf(stderr, "cairn_incremental_bench: %s\n%s", bad.c_str(), usage);
-    MPI_Finalize();
-    return 2;
-  }
+  if (!bad.empty()) return cairn::bench::print_usage(rank, "cairn_incremental_bench", bad, usage);
   int status = 0;
-  std::string work = o.dir + "/cairn-incremental-bench-" + std::to_string(::getpid());  // rank 0's pid for all
-  int length = static_cast<int>(work.size());
-  MPI_Bcast(&length, 1, MPI_INT, 0, MPI_COMM_WORLD);
-  work.resize(static_cast<std::size_t>(length));
-  MPI_Bcast(work.data(), length, MPI_CHAR, 0, MPI_COMM_WORLD);
+  std::string work;
   try {
+    work = cairn::bench::make_run_dir(o.dir, "cairn-incremental-bench");
     cairn::Checkpointer ckpt(MPI_COMM_WORLD);
     Sim sim(rank, ranks, o.mib_per_rank);
     const std::int64_t changed = (chunks_per_rank * o.changed_percent + 50) / 100;
@@ -280,11 +262,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cairn_incremental_bench: rank %d: %s\n", rank, e.what());
     status = 1;
   }
-  MPI_Barrier(MPI_COMM_WORLD);
-  if (rank == 0) {
-    std::error_code ec;
-    fs::remove_all(work, ec);
-  }
-  MPI_Finalize();
+  if (!work.empty()) cairn::bench::remove_run_dir(work);
   return status;
 }

@@ -17,6 +17,8 @@
 //                                      [--writer null|posix] [--dir DIR] [--components R,...] [--json]
 #include <cairn/cairn.hpp>
 
+#include "bench_support.hpp"
+
 #include "core/metadata_codec.hpp"
 #include "core/region.hpp"
 #include "core/validate.hpp"
@@ -71,23 +73,13 @@ const char* usage_text =
     "                and the overlap check of one array cut into that many blocks\n"
     "  --json        print one JSON object per size as well as the table\n";
 
-bool parse_int(const std::string& text, std::int64_t& out) {
-  if (text.empty()) return false;
-  char* end = nullptr;
-  errno = 0;
-  const long long value = std::strtoll(text.c_str(), &end, 10);
-  if (errno != 0 || end == nullptr || *end != '\0') return false;
-  out = value;
-  return true;
-}
-
 bool parse_list(const std::string& text, std::vector<std::int64_t>& out) {
   out.clear();
   std::size_t start = 0;
   while (start <= text.size()) {
     const std::size_t comma = std::min(text.find(',', start), text.size());
     std::int64_t v = 0;
-    if (!parse_int(text.substr(start, comma - start), v) || v < 1) return false;
+    if (!cairn::bench::parse_int(text.substr(start, comma - start), 1, INT64_MAX, v)) return false;
     out.push_back(v);
     start = comma + 1;
   }
@@ -108,16 +100,16 @@ std::string parse_args(int argc, char** argv, Options& o) {
     } else if (arg == "--components") {
       if (!parse_list(value(), o.components)) return "--components needs a list of positive integers";
     } else if (arg == "--elems") {
-      if (!parse_int(value(), n) || n < 1) return "--elems needs a positive integer";
+      if (!cairn::bench::parse_int(value(), 1, INT64_MAX, n)) return "--elems needs a positive integer";
       o.elems = n;
     } else if (arg == "--runs") {
-      if (!parse_int(value(), n) || n < 1 || n > 1000) return "--runs needs an integer from 1 to 1000";
+      if (!cairn::bench::parse_int(value(), 1, 1000, n)) return "--runs needs an integer from 1 to 1000";
       o.runs = static_cast<int>(n);
     } else if (arg == "--cached") {
-      if (!parse_int(value(), n) || n < 1 || n > 1000) return "--cached needs an integer from 1 to 1000";
+      if (!cairn::bench::parse_int(value(), 1, 1000, n)) return "--cached needs an integer from 1 to 1000";
       o.cached = static_cast<int>(n);
     } else if (arg == "--replicated") {
-      if (!parse_int(value(), n) || n < 0 || n > 1000) return "--replicated needs an integer from 0 to 1000";
+      if (!cairn::bench::parse_int(value(), 0, 1000, n)) return "--replicated needs an integer from 0 to 1000";
       o.replicated = static_cast<int>(n);
     } else if (arg == "--writer") {
       o.writer = value();
@@ -498,29 +490,15 @@ void overlap_timings(std::int64_t world, bool json) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_FUNNELED, &provided);
-  int rank = 0, world = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &world);
+  const cairn::bench::MpiSession mpi(argc, argv, MPI_THREAD_FUNNELED);
+  const int rank = mpi.rank(), world = mpi.size();
   Options o;
   const std::string problem = parse_args(argc, argv, o);
-  if (o.help || !problem.empty()) {
-    if (rank == 0)
-      std::fprintf(problem.empty() ? stdout : stderr, "%s%s%s", problem.c_str(), problem.empty() ? "" : "\n",
-                   usage_text);
-    MPI_Finalize();
-    return problem.empty() ? 0 : 2;
-  }
+  if (o.help || !problem.empty()) return cairn::bench::print_usage(rank, "cairn_plan_bench", problem, usage_text);
   int status = 0;
   std::string root;
   try {
-    // A private directory named after rank 0's pid.
-    long pid = static_cast<long>(getpid());
-    MPI_Bcast(&pid, 1, MPI_LONG, 0, MPI_COMM_WORLD);
-    root = (o.dir.empty() ? fs::temp_directory_path().string() : o.dir) + "/cairn_plan_bench_" + std::to_string(pid);
-    if (rank == 0) fs::create_directories(root);
-    MPI_Barrier(MPI_COMM_WORLD);
+    root = cairn::bench::make_run_dir(o.dir.empty() ? fs::temp_directory_path().string() : o.dir, "cairn_plan_bench");
 
     auto group = std::make_shared<CountingGroup>(MPI_COMM_WORLD);
     if (rank == 0) {
@@ -603,11 +581,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "plan_bench on rank %d: %s\n", rank, e.what());
     status = 1;
   }
-  MPI_Barrier(MPI_COMM_WORLD);
-  if (rank == 0 && !root.empty()) {
-    std::error_code ec;
-    fs::remove_all(root, ec);
-  }
-  MPI_Finalize();
+  if (!root.empty()) cairn::bench::remove_run_dir(root);
   return status;
 }

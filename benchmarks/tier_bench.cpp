@@ -13,9 +13,10 @@
 //   drain      node-local only: from the local publish until the copy under --dir is published.
 #include <cairn/cairn.hpp>
 
+#include "bench_support.hpp"
+
 #include <mpi.h>
 
-#include <unistd.h>
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -54,22 +55,19 @@ std::string parse_args(int argc, char** argv, Options& options) {
     }
     if (i + 1 >= argc) return arg + " needs a value";
     const std::string value = argv[++i];
-    try {
-      if (arg == "--mib-per-rank") {
-        options.mib_per_rank = std::stoll(value);
-        if (options.mib_per_rank < 1) return "--mib-per-rank must be at least 1";
-      } else if (arg == "--runs") {
-        options.runs = std::stoi(value);
-        if (options.runs < 1) return "--runs must be at least 1";
-      } else if (arg == "--dir") {
-        options.dir = value;
-      } else if (arg == "--local-dir") {
-        options.local_dir = value;
-      } else {
-        return "unknown argument '" + arg + "'";
-      }
-    } catch (const std::exception&) {
-      return "bad value '" + value + "' for " + arg;
+    std::int64_t n = 0;
+    if (arg == "--mib-per-rank") {
+      if (!cairn::bench::parse_int(value, 1, std::int64_t{1} << 20, n)) return "--mib-per-rank needs an integer >= 1";
+      options.mib_per_rank = static_cast<long long>(n);
+    } else if (arg == "--runs") {
+      if (!cairn::bench::parse_int(value, 1, 100000, n)) return "--runs needs an integer >= 1";
+      options.runs = static_cast<int>(n);
+    } else if (arg == "--dir") {
+      options.dir = value;
+    } else if (arg == "--local-dir") {
+      options.local_dir = value;
+    } else {
+      return "unknown argument '" + arg + "'";
     }
   }
   if (options.dir.empty()) return "--dir is required";
@@ -110,28 +108,22 @@ std::string json_list(const std::vector<double>& values) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  int provided = 0;
-  MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);
-  int rank = 0, ranks = 1;
-  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
-  MPI_Comm_size(MPI_COMM_WORLD, &ranks);
+  const cairn::bench::MpiSession mpi(argc, argv, MPI_THREAD_MULTIPLE);
+  const int rank = mpi.rank(), ranks = mpi.size();
   Options options;
   const std::string problem = parse_args(argc, argv, options);
-  if (!problem.empty()) {
-    if (rank == 0) std::fprintf(stderr, "cairn_tier_bench: %s\n%s", problem.c_str(), usage);
-    MPI_Finalize();
-    return 2;
-  }
+  if (!problem.empty()) return cairn::bench::print_usage(rank, "cairn_tier_bench", problem, usage);
   int exit_code = 0;
-  // One name per job, so that concurrent jobs never share a tier directory.
-  long long job = static_cast<long long>(::getpid());
-  MPI_Bcast(&job, 1, MPI_LONG_LONG, 0, MPI_COMM_WORLD);
-  const std::string tag = "cairn-tier-bench-" + std::to_string(job);
-  const std::string direct_root = options.dir + "/" + tag + "-direct";
-  const std::string tier_root = options.dir + "/" + tag + "-drained";
-  const std::string local_root = options.local_dir + "/" + tag + "/node{node}";
+  std::string work;   // under --dir: the direct saves and the drained copies
+  std::string local;  // under --local-dir, one per node
   Method direct{"direct-posix", {}, {}, {}}, tiered{"node-local", {}, {}, {}};
   try {
+    work = cairn::bench::make_run_dir(options.dir, "cairn-tier-bench");
+    // The same name on the node-local side: concurrent jobs never share a tier directory.
+    local = options.local_dir + "/" + std::filesystem::path(work).filename().string();
+    const std::string direct_root = work + "/direct";
+    const std::string tier_root = work + "/drained";
+    const std::string local_root = local + "/node{node}";
     const auto n = static_cast<std::int64_t>(options.mib_per_rank << 20) / 8;
     std::vector<double> data(static_cast<std::size_t>(n));
     for (std::int64_t i = 0; i < n; ++i) data[static_cast<std::size_t>(i)] = static_cast<double>(rank * n + i);
@@ -170,12 +162,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "cairn_tier_bench: rank %d: %s\n", rank, e.what());
     exit_code = 1;
   }
-  MPI_Barrier(MPI_COMM_WORLD);
-  std::error_code ignored;
-  std::filesystem::remove_all(options.local_dir + "/" + tag, ignored);  // each node's, by each rank
-  if (rank == 0) {
-    std::filesystem::remove_all(direct_root, ignored);
-    std::filesystem::remove_all(tier_root, ignored);
+  if (!work.empty()) {
+    cairn::bench::remove_run_dir(work);
+    std::error_code ignored;
+    std::filesystem::remove_all(local, ignored);  // each node's, by each rank
   }
   if (rank == 0 && exit_code == 0) {
     const double total_mib = static_cast<double>(options.mib_per_rank) * ranks;
@@ -206,6 +196,5 @@ int main(int argc, char** argv) {
       }
     }
   }
-  MPI_Finalize();
   return exit_code;
 }

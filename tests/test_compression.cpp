@@ -17,10 +17,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<DType> all_dtypes = {DType::Int8,   DType::Int16,   DType::Int32,   DType::Int64,   DType::UInt8,
-                                       DType::UInt16, DType::UInt32,  DType::UInt64,  DType::Float32, DType::Float64,
-                                       DType::Bool,   DType::Float16, DType::BFloat16};
-
 enum class Backend { Hdf5, Aggregated, RankFiles, Posix };
 
 const char* backend_name(Backend b) {

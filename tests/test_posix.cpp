@@ -21,10 +21,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-const std::vector<DType> all_dtypes = {DType::Int8,   DType::Int16,   DType::Int32,   DType::Int64,   DType::UInt8,
-                                       DType::UInt16, DType::UInt32,  DType::UInt64,  DType::Float32, DType::Float64,
-                                       DType::Bool,   DType::Float16, DType::BFloat16};
-
 // Deterministic bytes of element `linear` in `dtype`: bools 0 or 1, floats finite and normal.
 void fill_element(DType dtype, std::int64_t linear, int seed, std::byte* out) {
   const auto v = static_cast<std::uint64_t>(linear * 2654435761u + static_cast<std::uint64_t>(seed) * 97u);

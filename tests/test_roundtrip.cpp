@@ -11,10 +11,6 @@ using namespace cairn::test;
 
 namespace {
 
-const std::vector<DType> all_dtypes = {DType::Int8,   DType::Int16,   DType::Int32,   DType::Int64,   DType::UInt8,
-                                       DType::UInt16, DType::UInt32,  DType::UInt64,  DType::Float32, DType::Float64,
-                                       DType::Bool,   DType::Float16, DType::BFloat16};
-
 // Deterministic bytes for element `linear` of a dtype; bools are 0 or 1, floats are finite.
 void fill_element(DType dtype, std::int64_t linear, int seed, std::byte* out) {
   const auto v = static_cast<std::uint64_t>(linear * 2654435761u + static_cast<std::uint64_t>(seed) * 97u);

@@ -7,6 +7,10 @@
 
 namespace cairn::test {
 
+const std::vector<DType> all_dtypes = {DType::Int8,   DType::Int16,   DType::Int32,   DType::Int64,   DType::UInt8,
+                                       DType::UInt16, DType::UInt32,  DType::UInt64,  DType::Float32, DType::Float64,
+                                       DType::Bool,   DType::Float16, DType::BFloat16};
+
 int world_rank() {
   int r = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &r);

@@ -56,6 +56,9 @@ std::vector<Block> decompose(const Extents& shape, int parts, int part, Decompos
 /// A value determined by an element's global linear index and a per-array seed.
 double pattern(std::int64_t linear_index, int seed);
 
+/// Every dtype Cairn stores, for tests that round-trip each one.
+extern const std::vector<DType> all_dtypes;
+
 /// Stores one element of `dtype` at `out`: integers take `bits`, bools its lowest bit, half
 /// floats a mid-range exponent with `bits` in the mantissa (finite, normal), float32 and float64
 /// the values given.

@@ -151,9 +151,11 @@ class InPlaceHasher {
   std::thread m_thread;
 };
 
-// Bytes read in place per round: small, so that the hash of the last round (which nothing
-// overlaps) is short.
-constexpr std::size_t in_place_round_bytes = std::size_t{16} << 20;
+// In-place reads come in rounds of up to 64 MiB (large preads read clearly faster here than
+// 16 MiB ones), shrinking towards the end to half of what is left, down to one 4 MiB slice: the
+// hash of the last round, which no read overlaps, stays short.
+constexpr std::size_t in_place_round_bytes = std::size_t{64} << 20;
+constexpr std::size_t in_place_slice_bytes = std::size_t{4} << 20;
 
 // Reads the slices of `jobs` in rounds whose buffered slices fit `buffer_bytes`; every rank runs
 // the same number of rounds (reader.read is collective), padding with empty reads. A failed
@@ -166,26 +168,31 @@ void run_rounds(StorageReader& reader, ProcessGroup& group, std::vector<ChunkJob
   std::size_t round_bytes = 0;
   std::size_t round_in_place = 0;
   std::size_t largest_round = 0;
+  std::size_t in_place_left = 0;  // in-place bytes not yet given a round
+  for (const ChunkJob& job : jobs)
+    if (job.in_place)
+      for (const Region& slice : job.slices)
+        in_place_left += static_cast<std::size_t>(volume(slice.shape)) * job.element_size;
+  std::size_t round_limit = 0;  // in-place bytes the current round may take
+  auto start_round = [&] {
+    rounds.emplace_back();
+    round_bytes = 0;
+    round_in_place = 0;
+    round_limit = std::clamp(in_place_left / 2, in_place_slice_bytes, in_place_round_bytes);
+  };
   for (std::size_t j = 0; j < jobs.size(); ++j) {
     ChunkJob& job = jobs[j];
-    if (one_chunk_per_round && !(rounds.empty() || rounds.back().empty())) {
-      rounds.emplace_back();
-      round_bytes = 0;
-      round_in_place = 0;
-    }
+    if (one_chunk_per_round && !(rounds.empty() || rounds.back().empty())) start_round();
     for (std::size_t s = 0; s < job.slices.size(); ++s) {
       const std::size_t bytes = static_cast<std::size_t>(volume(job.slices[s].shape)) * job.element_size;
       const std::size_t cost = job.in_place ? 0 : bytes;
-      // In-place slices need no buffer, but a round of them is hashed while the next is read:
-      // a few MiB per round, so that hashing follows reading closely.
+      // In-place slices need no buffer, but a round of them is hashed while the next is read.
       const std::size_t in_place = job.in_place ? bytes : 0;
       if (rounds.empty() || (cost > 0 && round_bytes > 0 && round_bytes + cost > buffer_bytes) ||
-          (in_place > 0 && round_in_place > 0 && round_in_place + in_place > in_place_round_bytes)) {
-        rounds.emplace_back();
-        round_bytes = 0;
-        round_in_place = 0;
-      }
+          (in_place > 0 && round_in_place > 0 && round_in_place + in_place > round_limit))
+        start_round();
       round_in_place += in_place;
+      in_place_left -= in_place;
       rounds.back().push_back(SliceRead{j, s, round_bytes});
       round_bytes += cost;
       largest_round = std::max(largest_round, round_bytes);
@@ -320,7 +327,7 @@ void read_checked(StorageReader& reader, ProcessGroup& group, const std::vector<
         job.in_place =
             static_cast<std::byte*>(job.targets[0]->destination) +
             linear_index(job.targets[0]->region, region.offset) * static_cast<std::int64_t>(job.element_size);
-      job.slices = row_major_slices(region, job.element_size, job.in_place ? in_place_round_bytes : buffer_bytes);
+      job.slices = row_major_slices(region, job.element_size, job.in_place ? in_place_slice_bytes : buffer_bytes);
     }
   } catch (...) {
     failure = std::current_exception();

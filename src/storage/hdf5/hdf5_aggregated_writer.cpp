@@ -117,16 +117,23 @@ class Hdf5AggregatedWriter final : public StorageWriter {
         continue;
       }
       Handle space = h5::dataspace(h5::check(H5Dget_space(m_own[k].get()), "H5Dget_space"));
-      Extents offset(piece.region.offset.size());
-      for (std::size_t d = 0; d < offset.size(); ++d) offset[d] = piece.region.offset[d] - item.region.offset[d];
-      h5::select_region(space.get(), offset, piece.region.shape);
-      std::vector<hsize_t> dims(piece.region.shape.begin(), piece.region.shape.end());
-      Handle mem = h5::dataspace(
-          h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "H5Screate_simple"));
-      Handle type = h5::memory_type(info.dtype);
-      if (H5Dwrite(m_own[k].get(), type.get(), mem.get(), space.get(), dxpl.get(), buffer.data) < 0)
+      if (write_piece(m_own[k].get(), space.get(), buffer, item, info.dtype, dxpl.get()) < 0)
         throw StorageError("cannot write '" + info.name + "' to '" + m_part_path + "': " + h5::error_stack());
     }
+  }
+
+  // Writes `buffer` (a piece of `item`) into `dset`, whose dataspace `space` is the item's.
+  static herr_t write_piece(hid_t dset, hid_t space, const WriteBuffer& buffer, const WriteItem& item, DType dtype,
+                            hid_t dxpl) {
+    const WriteItem& piece = *buffer.item;
+    Extents offset(piece.region.offset.size());
+    for (std::size_t d = 0; d < offset.size(); ++d) offset[d] = piece.region.offset[d] - item.region.offset[d];
+    h5::select_region(space, offset, piece.region.shape);
+    std::vector<hsize_t> dims(piece.region.shape.begin(), piece.region.shape.end());
+    Handle mem = h5::dataspace(
+        h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "H5Screate_simple"));
+    Handle type = h5::memory_type(dtype);
+    return H5Dwrite(dset, type.get(), mem.get(), space, dxpl, buffer.data);
   }
 
   // Parallel HDF5 writes filtered datasets only collectively: the ranks of the part learn each
@@ -169,20 +176,10 @@ class Hdf5AggregatedWriter final : public StorageWriter {
                                             "cannot open '" + name + "' in '" + m_part_path + "'"));
         Handle space = h5::dataspace(h5::check(H5Dget_space(dset.get()), "H5Dget_space"));
         herr_t rc = 0;
-        DType dtype = DType::UInt8;
         if (rank == m_group->rank() && own < filtered.size()) {
-          const WriteBuffer& buffer = *filtered[own++];
-          const WriteItem& piece = *buffer.item;
           const WriteItem& item = m_items[k];
-          dtype = (*m_entries)[static_cast<std::size_t>(item.entry)].dtype;
-          Extents offset(piece.region.offset.size());
-          for (std::size_t d = 0; d < offset.size(); ++d) offset[d] = piece.region.offset[d] - item.region.offset[d];
-          h5::select_region(space.get(), offset, piece.region.shape);
-          std::vector<hsize_t> dims(piece.region.shape.begin(), piece.region.shape.end());
-          Handle mem = h5::dataspace(
-              h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "H5Screate_simple"));
-          Handle type = h5::memory_type(dtype);
-          rc = H5Dwrite(dset.get(), type.get(), mem.get(), space.get(), dxpl.get(), buffer.data);
+          rc = write_piece(dset.get(), space.get(), *filtered[own++], item,
+                           (*m_entries)[static_cast<std::size_t>(item.entry)].dtype, dxpl.get());
         } else {
           Handle type = h5::datatype(h5::check(H5Dget_type(dset.get()), "H5Dget_type"));
           h5::check_status(H5Sselect_none(space.get()), "H5Sselect_none");
