@@ -410,20 +410,21 @@ struct SaveOperation {
         if (collective) writer->write({});
         std::rethrow_exception(piece_failures[piece]);
       }
-      // Checksums here rather than while staging: they stay off the caller's stall. Pieces come
-      // in order, and a piece's sub-items in row-major order within their item.
+      std::vector<WriteBuffer> written;  // an incremental save: only what no earlier checkpoint holds
+      if (!item_source.empty())
+        for (std::size_t k = 0; k < buffers.size(); ++k)
+          if (item_source[k].empty()) written.push_back(buffers[k]);
+      const std::vector<WriteBuffer>& to_write = item_source.empty() ? buffers : written;
+      writer->write(to_write);
+      for (const WriteBuffer& b : to_write) timings.bytes_written += detail::item_bytes(*plan, *b.item);
+      // Checksums after the write rather than while staging (off the caller's stall) or before
+      // the write: the writers have started the disk on these bytes, and hashing them overlaps
+      // it. Pieces come in order, and a piece's sub-items in row-major order within their item;
+      // the buffers stay untouched until this step ends.
       for (std::size_t k = 0; k < buffers.size() && !sums_done; ++k) {
         const std::size_t item = bounded_pieces.empty() ? k : bounded_pieces[piece].plan_item[k];
         sums[item].update(buffers[k].data, detail::item_bytes(*plan, *buffers[k].item));
       }
-      if (!item_source.empty()) {  // an incremental save: only what no earlier checkpoint holds
-        std::vector<WriteBuffer> written;
-        for (std::size_t k = 0; k < buffers.size(); ++k)
-          if (item_source[k].empty()) written.push_back(buffers[k]);
-        buffers.swap(written);
-      }
-      writer->write(buffers);
-      for (const WriteBuffer& b : buffers) timings.bytes_written += detail::item_bytes(*plan, *b.item);
       detail::fault_point("write", rank);
     });
     timings.write_seconds += seconds_since(start);

@@ -225,4 +225,21 @@ void fsync_path(const std::string& path) {
   ::close(fd);
 }
 
+void start_writeback(int fd, long long offset, long long bytes) noexcept {
+#if defined(__linux__) && defined(SYNC_FILE_RANGE_WRITE)
+  (void)::sync_file_range(fd, static_cast<off_t>(offset), static_cast<off_t>(bytes), SYNC_FILE_RANGE_WRITE);
+#else
+  (void)fd;
+  (void)offset;
+  (void)bytes;
+#endif
+}
+
+void start_writeback(const std::string& path) noexcept {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return;
+  start_writeback(fd);
+  ::close(fd);
+}
+
 }  // namespace cairn::detail

@@ -52,6 +52,15 @@ void reserve_space(const std::string& path, long long bytes);
 /// Opens `path` and fsyncs it (a file or a directory). Throws StorageError.
 void fsync_path(const std::string& path);
 
+/// Asks the kernel to start writing `bytes` bytes at `offset` of open file `fd` (0 bytes: to the
+/// end) to its device now, without waiting: the disk gets busy while the save goes on (checksums,
+/// metadata), and the final fsync has less left to wait for. Best effort, never throws: where
+/// sync_file_range is missing or refused, the fsync does it all.
+void start_writeback(int fd, long long offset = 0, long long bytes = 0) noexcept;
+
+/// start_writeback() for the whole file `path`, opened for it.
+void start_writeback(const std::string& path) noexcept;
+
 /// "No such file or directory" and the like, for errno `err`.
 std::string errno_text(int err);
 

@@ -100,6 +100,7 @@ class Hdf5AggregatedWriter final : public StorageWriter {
     }
     write_filtered(filtered, failure);  // collective within the part, even after a failure
     if (failure) std::rethrow_exception(failure);
+    detail::start_writeback(m_part_path);  // the disk starts while the save checksums; finish() fsyncs
   }
 
   // Every rank writes its own uncompressed datasets: independent, large, contiguous requests.

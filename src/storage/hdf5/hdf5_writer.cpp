@@ -186,6 +186,7 @@ class Hdf5Writer final : public StorageWriter, public detail::IncrementalWriter 
     if ((misplaced || next != buffers.size()) && !failure)
       failure = std::make_exception_ptr(InternalError("write buffers of '" + m_path + "' are not in entry order"));
     if (failure) std::rethrow_exception(failure);
+    detail::start_writeback(m_path);  // the disk starts while the save checksums; finish() fsyncs
   }
 
   void finish(const Metadata& metadata) override {

@@ -239,6 +239,8 @@ class PosixWriter final : public StorageWriter, public detail::IncrementalWriter
                                 stored += n;
                               });
     }
+    // The disk starts on the piece while the save goes on; finish() fsyncs.
+    if (!m_direct) detail::start_writeback(m_fd, static_cast<long long>(offset), static_cast<long long>(stored));
     // The piece table records the stored (compressed) length; the reader knows the logical one.
     m_pieces.push_back(px::Piece{item.entry, m_rank, item.region, offset, stored});
     m_size = offset + stored;
