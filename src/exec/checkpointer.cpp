@@ -395,6 +395,8 @@ struct SaveOperation {
     step("open", [&] {
       if (auto* incremental = dynamic_cast<detail::IncrementalWriter*>(writer.get()))
         incremental->set_leaves_out(leaves_out);
+      if (auto* early = dynamic_cast<detail::EarlyWriteback*>(writer.get()))
+        early->set_early_writeback(staging != StagingMode::Bounded);  // the caller waits on bounded writes
       writer->set_local_items(item_source.empty() ? plan->items : written_items());
       writer->open(paths.partial_dir, plan->entries, *group);
     });

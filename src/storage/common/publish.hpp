@@ -61,6 +61,20 @@ void start_writeback(int fd, long long offset = 0, long long bytes = 0) noexcept
 /// start_writeback() for the whole file `path`, opened for it.
 void start_writeback(const std::string& path) noexcept;
 
+/// Implemented by the writers that call start_writeback() as they write. A save whose caller
+/// waits for each piece's write (bounded staging) turns it off: sync_file_range waits for room
+/// in the device queue, so the piece writes would go at disk speed instead of page-cache speed.
+class EarlyWriteback {
+ public:
+  virtual ~EarlyWriteback() = default;
+  /// Not collective; before open(). On by default.
+  void set_early_writeback(bool on) noexcept { m_early_writeback = on; }
+  bool early_writeback() const noexcept { return m_early_writeback; }
+
+ private:
+  bool m_early_writeback = true;
+};
+
 /// "No such file or directory" and the like, for errno `err`.
 std::string errno_text(int err);
 

@@ -68,7 +68,7 @@ void check_mpi(int rc, const char* what) {
   if (rc != MPI_SUCCESS) throw CommunicationError(std::string(what) + " failed (MPI error " + std::to_string(rc) + ")");
 }
 
-class Hdf5AggregatedWriter final : public StorageWriter {
+class Hdf5AggregatedWriter final : public StorageWriter, public detail::EarlyWriteback {
  public:
   Hdf5AggregatedWriter(int files, Hdf5Options options) : m_files(files), m_options(std::move(options)) {}
   ~Hdf5AggregatedWriter() override { free_part_comm(); }
@@ -100,7 +100,8 @@ class Hdf5AggregatedWriter final : public StorageWriter {
     }
     write_filtered(filtered, failure);  // collective within the part, even after a failure
     if (failure) std::rethrow_exception(failure);
-    detail::start_writeback(m_part_path);  // the disk starts while the save checksums; finish() fsyncs
+    if (early_writeback())
+      detail::start_writeback(m_part_path);  // the disk starts while the save checksums; finish() fsyncs
   }
 
   // Every rank writes its own uncompressed datasets: independent, large, contiguous requests.

@@ -68,7 +68,7 @@ std::vector<std::int64_t> row_boundaries(const std::vector<EntryInfo>& entries, 
   return out;
 }
 
-class Hdf5Writer final : public StorageWriter, public detail::IncrementalWriter {
+class Hdf5Writer final : public StorageWriter, public detail::IncrementalWriter, public detail::EarlyWriteback {
  public:
   explicit Hdf5Writer(Hdf5Options options) : m_options(std::move(options)) {}
 
@@ -186,7 +186,8 @@ class Hdf5Writer final : public StorageWriter, public detail::IncrementalWriter 
     if ((misplaced || next != buffers.size()) && !failure)
       failure = std::make_exception_ptr(InternalError("write buffers of '" + m_path + "' are not in entry order"));
     if (failure) std::rethrow_exception(failure);
-    detail::start_writeback(m_path);  // the disk starts while the save checksums; finish() fsyncs
+    if (early_writeback())
+      detail::start_writeback(m_path);  // the disk starts while the save checksums; finish() fsyncs
   }
 
   void finish(const Metadata& metadata) override {

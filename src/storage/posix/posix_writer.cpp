@@ -93,7 +93,7 @@ struct AlignedBuffer {
   }
 };
 
-class PosixWriter final : public StorageWriter, public detail::IncrementalWriter {
+class PosixWriter final : public StorageWriter, public detail::IncrementalWriter, public detail::EarlyWriteback {
  public:
   explicit PosixWriter(PosixOptions options) : m_options(options) {}
 
@@ -240,7 +240,8 @@ class PosixWriter final : public StorageWriter, public detail::IncrementalWriter
                               });
     }
     // The disk starts on the piece while the save goes on; finish() fsyncs.
-    if (!m_direct) detail::start_writeback(m_fd, static_cast<long long>(offset), static_cast<long long>(stored));
+    if (!m_direct && early_writeback())
+      detail::start_writeback(m_fd, static_cast<long long>(offset), static_cast<long long>(stored));
     // The piece table records the stored (compressed) length; the reader knows the logical one.
     m_pieces.push_back(px::Piece{item.entry, m_rank, item.region, offset, stored});
     m_size = offset + stored;
