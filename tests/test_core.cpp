@@ -304,3 +304,22 @@ TEST(CoalescedReads, MergedReadsStayWithinTheLimitAndClearDropsTheQueue) {
   reads.flush(fake.reader());
   EXPECT_TRUE(fake.calls.empty());
 }
+
+TEST(CoalescedReads, TakeHandsBackTheMergedReadsAndEmptiesTheQueue) {
+  std::vector<std::byte> out(600);
+  CoalescedReads reads;
+  reads.add(1, out.data() + 500, 100, 0);
+  for (std::uint64_t at = 400; at > 0; at -= 100) reads.add(0, out.data() + at - 100, 100, at - 100);
+  const std::vector<CoalescedReads::Read> taken = reads.take(300);
+  ASSERT_EQ(taken.size(), 3u);  // file 0: [0,300) and [300,400); file 1: [0,100)
+  EXPECT_EQ(taken[0].file, 0);
+  EXPECT_EQ(taken[0].offset, 0u);
+  EXPECT_EQ(taken[0].bytes, 300u);
+  EXPECT_EQ(taken[0].destination, out.data());
+  EXPECT_EQ(taken[1].offset, 300u);
+  EXPECT_EQ(taken[1].bytes, 100u);
+  EXPECT_EQ(taken[1].destination, out.data() + 300);
+  EXPECT_EQ(taken[2].file, 1);
+  EXPECT_EQ(taken[2].destination, out.data() + 500);
+  EXPECT_TRUE(reads.take().empty());
+}

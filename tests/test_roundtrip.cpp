@@ -274,6 +274,34 @@ TEST(Roundtrip, ReplicatedArraysAreWrittenOnce) {
   EXPECT_EQ(small_back, small);
 }
 
+// Ranks that read one shared file go through their reads in steps of 64 MiB, each rank the same
+// number of steps: here rank 0 reads 72 MiB (two steps, the second of 8 MiB) while the others
+// read a few KiB, checked and unchecked.
+TEST(Roundtrip, UnevenLargeChunksLoadBack) {
+  TempDir dir;
+  const std::int64_t big = std::int64_t{9} << 20;  // 72 MiB of float64 on rank 0
+  const std::int64_t small = 1024;
+  const int rank = world_rank();
+  const std::int64_t mine = rank == 0 ? big : small;
+  const std::int64_t offset = rank == 0 ? 0 : big + (rank - 1) * small;
+  const Extents shape{big + (world_size() - 1) * small};
+  std::vector<double> saved(static_cast<std::size_t>(mine));
+  for (std::size_t i = 0; i < saved.size(); ++i) saved[i] = pattern(offset + static_cast<std::int64_t>(i), 11);
+  State state;
+  state.add_array("field", DType::Float64, shape).add_chunk({offset}, {mine}, saved.data());
+  Checkpointer ck(MPI_COMM_WORLD);
+  ck.save(state, dir / "ckpt");
+  for (const bool checked : {false, true}) {
+    std::vector<double> back(saved.size(), -1.0);
+    State target;
+    target.add_array("field", DType::Float64, shape).add_chunk({offset}, {mine}, back.data());
+    LoadOptions options;
+    options.verify_checksums = checked;
+    ck.load(target, dir / "ckpt", options);
+    EXPECT_TRUE(back == saved) << (checked ? "checked" : "unchecked") << " load on rank " << rank;
+  }
+}
+
 TEST(Roundtrip, OverwriteRules) {
   TempDir dir;
   std::vector<double> values(8);

@@ -16,8 +16,20 @@ class CoalescedReads {
   /// Reads `bytes` at `offset` of file `file` into `destination`; throws on failure.
   using ReadFn = std::function<void(int file, std::byte* destination, std::uint64_t bytes, std::uint64_t offset)>;
 
-  /// Queues a read; nothing is read before flush().
+  /// A queued read, or several merged.
+  struct Read {
+    int file = 0;
+    std::byte* destination = nullptr;
+    std::uint64_t bytes = 0;
+    std::uint64_t offset = 0;
+  };
+
+  /// Queues a read; nothing is read before flush() or take().
   void add(int file, std::byte* destination, std::uint64_t bytes, std::uint64_t offset);
+
+  /// Empties the queue and returns its reads in file and offset order, neighbours merged (each
+  /// merged read at most `max_bytes`), for a caller that issues them itself.
+  std::vector<Read> take(std::uint64_t max_bytes = std::uint64_t{1} << 30);
 
   /// Issues every queued read, neighbours merged (each merged read at most `max_bytes`), and
   /// empties the queue, also when a read throws.
@@ -27,13 +39,7 @@ class CoalescedReads {
   void clear() { m_pending.clear(); }
 
  private:
-  struct Pending {
-    int file = 0;
-    std::byte* destination = nullptr;
-    std::uint64_t bytes = 0;
-    std::uint64_t offset = 0;
-  };
-  std::vector<Pending> m_pending;
+  std::vector<Read> m_pending;
 };
 
 }  // namespace cairn::detail
