@@ -51,6 +51,14 @@ inline bool parse_int(const std::string& text, std::int64_t low, std::int64_t hi
   }
 }
 
+/// The value of option argv[i] (the next argument) into `out`, stepping `i` past it; false when
+/// argv[i] is the last argument.
+inline bool option_value(int argc, char** argv, int& i, std::string& out) {
+  if (i + 1 >= argc) return false;
+  out = argv[++i];
+  return true;
+}
+
 /// Rank 0 prints `problem` (to stderr) or, when it is empty, only the usage (to stdout, as asked
 /// for with --help); returns the exit status: 2 for a problem, 0 for help.
 inline int print_usage(int rank, const char* program, const std::string& problem, const char* usage) {

@@ -50,14 +50,11 @@ const char* usage_text =
 
 // "" or what is wrong with the command line.
 std::string parse(int argc, char** argv, Options& o) {
+  using cairn::bench::option_value;
+  using cairn::bench::parse_int;
   bool have_dir = false;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    auto value = [&](std::string& out) {
-      if (i + 1 >= argc) return false;
-      out = argv[++i];
-      return true;
-    };
     std::string v;
     std::int64_t n = 0;
     if (arg == "--help" || arg == "-h") {
@@ -65,13 +62,14 @@ std::string parse(int argc, char** argv, Options& o) {
     } else if (arg == "--json") {
       o.json = true;
     } else if (arg == "--mib-per-rank") {
-      if (!value(v) || !cairn::bench::parse_int(v, 1, 1 << 20, n)) return "--mib-per-rank needs an integer >= 1";
+      if (!option_value(argc, argv, i, v) || !parse_int(v, 1, 1 << 20, n))
+        return "--mib-per-rank needs an integer >= 1";
       o.mib_per_rank = n;
     } else if (arg == "--runs") {
-      if (!value(v) || !cairn::bench::parse_int(v, 1, 1000, n)) return "--runs needs an integer >= 1";
+      if (!option_value(argc, argv, i, v) || !parse_int(v, 1, 1000, n)) return "--runs needs an integer >= 1";
       o.runs = static_cast<int>(n);
     } else if (arg == "--dir") {
-      if (!value(v) || v.empty()) return "--dir needs a directory";
+      if (!option_value(argc, argv, i, v) || v.empty()) return "--dir needs a directory";
       o.dir = v;
       have_dir = true;
     } else {

@@ -53,30 +53,27 @@ const char* usage =
 
 // "" when the arguments are good, else what is wrong.
 std::string parse_args(int argc, char** argv, Options& o) {
+  using cairn::bench::option_value;
+  using cairn::bench::parse_int;
   for (int i = 1; i < argc; ++i) {
     const std::string arg = argv[i];
-    auto value = [&](std::string& out) {
-      if (i + 1 >= argc) return false;
-      out = argv[++i];
-      return true;
-    };
     std::string v;
     std::int64_t n = 0;
     if (arg == "--json") {
       o.json = true;
     } else if (arg == "--mib-per-rank") {
-      if (!value(v) || !cairn::bench::parse_int(v, 1, std::int64_t{1} << 20, n))
+      if (!option_value(argc, argv, i, v) || !parse_int(v, 1, std::int64_t{1} << 20, n))
         return "--mib-per-rank needs an integer >= 1";
       o.mib_per_rank = n;
     } else if (arg == "--runs") {
-      if (!value(v) || !cairn::bench::parse_int(v, 1, 100000, n)) return "--runs needs an integer >= 1";
+      if (!option_value(argc, argv, i, v) || !parse_int(v, 1, 100000, n)) return "--runs needs an integer >= 1";
       o.runs = static_cast<int>(n);
     } else if (arg == "--changed-percent") {
-      if (!value(v) || !cairn::bench::parse_int(v, 0, 100, n))
+      if (!option_value(argc, argv, i, v) || !parse_int(v, 0, 100, n))
         return "--changed-percent needs an integer from 0 to 100";
       o.changed_percent = static_cast<int>(n);
     } else if (arg == "--backends") {
-      if (!value(v) || v.empty()) return "--backends needs a list";
+      if (!option_value(argc, argv, i, v) || v.empty()) return "--backends needs a list";
       o.backends.clear();
       for (std::size_t at = 0; at <= v.size();) {
         const std::size_t comma = std::min(v.find(',', at), v.size());
@@ -86,7 +83,7 @@ std::string parse_args(int argc, char** argv, Options& o) {
         at = comma + 1;
       }
     } else if (arg == "--dir") {
-      if (!value(o.dir) || o.dir.empty()) return "--dir needs a directory";
+      if (!option_value(argc, argv, i, o.dir) || o.dir.empty()) return "--dir needs a directory";
     } else {
       return "unknown argument '" + arg + "'";
     }

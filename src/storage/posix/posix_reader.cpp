@@ -231,6 +231,12 @@ constexpr std::uint64_t gap_bytes = std::uint64_t{256} << 10;     // smaller gap
 constexpr std::uint64_t direct_bytes = std::uint64_t{1} << 20;    // runs this large go straight to the caller
 constexpr std::size_t max_io_bytes = std::size_t{1} << 30;
 
+// True when the entry's pieces are stored compressed (a piece then decompresses to its region's
+// bytes); otherwise they are stored as they lie in memory, and can be read straight to it.
+bool stored_compressed(const EntryInfo& e) {
+  return e.kind == EntryKind::Array && e.compression != Compression::None;
+}
+
 // Everything metadata.cairn holds.
 struct Layout {
   Metadata metadata;
@@ -299,7 +305,7 @@ Layout parse_layout(const std::vector<std::byte>& bytes, const std::string& path
     if (!detail::add_volume(elements, p.region.shape)) throw corrupt(what + " of entry '" + e.name + "' is too large");
     const std::uint64_t esize = dtype_size(e.dtype);
     // A compressed piece's length is what it takes on disk; it decompresses to the region's bytes.
-    const bool compressed = e.kind == EntryKind::Array && e.compression != Compression::None;
+    const bool compressed = stored_compressed(e);
     if (static_cast<std::uint64_t>(elements) > std::numeric_limits<std::uint64_t>::max() / esize ||
         (compressed ? p.length == 0 && elements != 0 : p.length != static_cast<std::uint64_t>(elements) * esize))
       throw corrupt(what + " of entry '" + e.name + "' has " + std::to_string(p.length) + " bytes for " +
@@ -474,7 +480,7 @@ class PosixReader final : public StorageReader {
   // uncompressed. A compressed piece is read and decompressed whole, once, and kept for the runs
   // that follow (a region's runs come piece by piece).
   void fetch(const px::Piece& piece, const EntryInfo& info, std::byte* out, std::uint64_t bytes, std::uint64_t offset) {
-    if (info.kind != EntryKind::Array || info.compression == Compression::None) {
+    if (!stored_compressed(info)) {
       pread_all(piece.rank, out, bytes, offset);
       return;
     }
@@ -568,10 +574,10 @@ class PosixReader final : public StorageReader {
 
     auto* dest = static_cast<std::byte*>(request.destination);
     if (in_place) {
-      const bool stored_plain = info.kind != EntryKind::Array || info.compression == Compression::None;
+      const bool compressed = stored_compressed(info);
       for (const Run& run : runs) {
         std::byte* out = dest + run.dest * static_cast<std::int64_t>(out_size);
-        if (stored_plain)
+        if (!compressed)
           m_direct.add(piece.rank, out, run.bytes, run.file_offset);  // read at the end of read(), merged
         else
           fetch(piece, info, out, run.bytes, run.file_offset);
