@@ -6,6 +6,8 @@
 #include "test_support.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
+
 #include <cstdio>
 #include <functional>
 
@@ -253,6 +255,20 @@ TEST(AggregatedLayout, DamagedOrMissingPartFile) {
   if (world_rank() == 0) std::remove((dir / "b/part_000000.h5").c_str());
   MPI_Barrier(MPI_COMM_WORLD);
   expect_error<StorageError>([&] { ck.load(loaded.state, dir / "b"); }, "part_000000.h5");
+
+  // A truncated part file is named too, also by a load that skips the checksums.
+  ck.save(saved.state, dir / "c", options);
+  if (world_rank() == 0) {
+    const std::string part = dir / "c/part_000000.h5";
+    struct stat st {};
+    ASSERT_EQ(::stat(part.c_str(), &st), 0);
+    ASSERT_EQ(::truncate(part.c_str(), st.st_size / 2), 0);
+  }
+  MPI_Barrier(MPI_COMM_WORLD);
+  LoadOptions unchecked;
+  unchecked.verify_checksums = false;
+  expect_error<Error>([&] { ck.load(loaded.state, dir / "c", unchecked); }, "part_000000.h5");
+  expect_error<Error>([&] { ck.load(loaded.state, dir / "c"); }, "part_000000.h5");
 }
 
 // The aggregated layout groups ranks into the requested number of part files.

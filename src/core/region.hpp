@@ -43,6 +43,24 @@ inline bool contains(const Region& outer, const Region& inner) {
   return true;
 }
 
+/// True when `inner` lies inside `outer` as one contiguous run of outer's row-major layout: equal
+/// in every dimension but the first (a slab of outer's rows), or equal to outer.
+inline bool row_slab_of(const Region& inner, const Region& outer) {
+  if (inner.shape.size() != outer.shape.size() || inner.shape.empty()) return inner == outer;
+  if (inner.offset[0] < outer.offset[0] || inner.offset[0] + inner.shape[0] > outer.offset[0] + outer.shape[0])
+    return false;
+  for (std::size_t d = 1; d < inner.shape.size(); ++d)
+    if (inner.offset[d] != outer.offset[d] || inner.shape[d] != outer.shape[d]) return false;
+  return true;
+}
+
+/// Element index of `point` (inside `region`) in the row-major layout of `region`.
+inline std::int64_t row_major_index(const Region& region, const Extents& point) {
+  std::int64_t index = 0;
+  for (std::size_t d = 0; d < region.shape.size(); ++d) index = index * region.shape[d] + (point[d] - region.offset[d]);
+  return index;
+}
+
 /// The intersection of two regions; false when it is empty.
 inline bool intersect(const Region& a, const Region& b, Region& out) {
   const std::size_t n = a.shape.size();

@@ -23,24 +23,6 @@ namespace cairn::detail {
 
 namespace {
 
-// Element index of `point` in the row-major layout of `region`.
-std::int64_t linear_index(const Region& region, const Extents& point) {
-  std::int64_t index = 0;
-  for (std::size_t d = 0; d < region.shape.size(); ++d) index = index * region.shape[d] + (point[d] - region.offset[d]);
-  return index;
-}
-
-// True when `inner` lies inside `outer` as one contiguous run of outer's row-major layout: equal
-// in every dimension but the first.
-bool contiguous_within(const Region& inner, const Region& outer) {
-  if (inner.shape.size() != outer.shape.size() || inner.shape.empty()) return inner == outer;
-  if (inner.offset[0] < outer.offset[0] || inner.offset[0] + inner.shape[0] > outer.offset[0] + outer.shape[0])
-    return false;
-  for (std::size_t d = 1; d < inner.shape.size(); ++d)
-    if (inner.offset[d] != outer.offset[d] || inner.shape[d] != outer.shape[d]) return false;
-  return true;
-}
-
 std::string describe_chunk(const Metadata& md, const ChunkRecord& chunk) {
   return "chunk " + to_string(chunk.region) + " of entry '" + md.entries[static_cast<std::size_t>(chunk.entry)].name +
          "' saved by rank " + std::to_string(chunk.rank) +
@@ -136,10 +118,10 @@ class InPlaceHasher {
     ChunkJob& job = m_jobs[read.job];
     const Region& slice = job.slices[read.slice];
     const auto esize = static_cast<std::int64_t>(job.element_size);
-    hash_slice(
-        job, m_md,
-        static_cast<const std::byte*>(job.in_place) + linear_index(m_md.chunks[job.chunk].region, slice.offset) * esize,
-        static_cast<std::size_t>(volume(slice.shape) * esize));
+    hash_slice(job, m_md,
+               static_cast<const std::byte*>(job.in_place) +
+                   row_major_index(m_md.chunks[job.chunk].region, slice.offset) * esize,
+               static_cast<std::size_t>(volume(slice.shape) * esize));
   }
 
   std::vector<ChunkJob>& m_jobs;
@@ -218,7 +200,7 @@ void run_rounds(StorageReader& reader, ProcessGroup& group, std::vector<ChunkJob
         const Region& slice = job.slices[read.slice];
         void* destination =
             job.in_place ? static_cast<std::byte*>(job.in_place) +
-                               linear_index(chunk.region, slice.offset) * static_cast<std::int64_t>(job.element_size)
+                               row_major_index(chunk.region, slice.offset) * static_cast<std::int64_t>(job.element_size)
                          : static_cast<void*>(buffer.data() + read.buffer_offset);
         requests.push_back(
             ReadRequest{chunk.entry, slice, md.entries[static_cast<std::size_t>(chunk.entry)].dtype, destination});
@@ -261,9 +243,10 @@ void run_rounds(StorageReader& reader, ProcessGroup& group, std::vector<ChunkJob
       Region part;
       for (const ReadRequest* target : job.targets) {
         if (!intersect(slice, target->region, part)) continue;
-        strided_copy(data + linear_index(slice, part.offset) * esize, slice_strides,
-                     static_cast<std::byte*>(target->destination) + linear_index(target->region, part.offset) * esize,
-                     row_major_strides(target->region.shape), part.shape, job.element_size);
+        strided_copy(
+            data + row_major_index(slice, part.offset) * esize, slice_strides,
+            static_cast<std::byte*>(target->destination) + row_major_index(target->region, part.offset) * esize,
+            row_major_strides(target->region.shape), part.shape, job.element_size);
       }
     }
   }
@@ -323,10 +306,10 @@ void read_checked(StorageReader& reader, ProcessGroup& group, const std::vector<
       // A chunk that lies in one request's region as one contiguous run of its row-major layout
       // (the whole region, or whole rows of it: a slab of the first dimension), in the stored
       // dtype, is read in place.
-      if (job.targets.size() == 1 && contiguous_within(region, job.targets[0]->region))
+      if (job.targets.size() == 1 && row_slab_of(region, job.targets[0]->region))
         job.in_place =
             static_cast<std::byte*>(job.targets[0]->destination) +
-            linear_index(job.targets[0]->region, region.offset) * static_cast<std::int64_t>(job.element_size);
+            row_major_index(job.targets[0]->region, region.offset) * static_cast<std::int64_t>(job.element_size);
       job.slices = row_major_slices(region, job.element_size, job.in_place ? in_place_slice_bytes : buffer_bytes);
     }
   } catch (...) {

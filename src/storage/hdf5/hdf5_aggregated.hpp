@@ -5,8 +5,10 @@
 
 #include <cairn/storage.hpp>
 
+#include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
 namespace cairn::detail::h5 {
 
@@ -14,6 +16,9 @@ namespace cairn::detail::h5 {
 std::string part_file_name(int part);
 /// "/r000003/i000012": the dataset of item `item` (in plan order) of saving rank `rank` in its part file.
 std::string item_dataset_name(int rank, std::size_t item);
+/// For every chunk record of `metadata`, the item index that names its dataset in its part file
+/// (item_dataset_name(chunk.rank, index)).
+std::vector<std::size_t> item_index_of_chunks(const Metadata& metadata);
 /// int32 dataset of data.h5: the part file of each saving rank.
 inline constexpr const char* part_of_rank_dataset = "/_cairn/part_of_rank";
 

@@ -6,6 +6,7 @@
 #include "comm/broadcast.hpp"
 #include "core/metadata_codec.hpp"
 #include "core/region.hpp"
+#include "storage/common/coalesced_reads.hpp"
 #include "storage/common/publish.hpp"
 #include "storage/hdf5/hdf5_aggregated.hpp"
 #include "storage/hdf5/hdf5_compression.hpp"
@@ -15,8 +16,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <cstdint>
 #include <exception>
+#include <map>
 #include <set>
 #include <string>
 #include <vector>
@@ -39,6 +43,7 @@ class Hdf5AggregatedReader final : public StorageReader {
   void open(const std::string& directory, ProcessGroup& group) override {
     h5::QuietErrors quiet;
     m_group = &group;
+    m_directory = directory;
     m_path = directory + "/" + h5::data_file_name;
     // Rank 0 reads the metadata and checks that every part file is there (a missing source file
     // would read as zeros through a virtual dataset), then tells the others.
@@ -49,42 +54,41 @@ class Hdf5AggregatedReader final : public StorageReader {
       Handle file = open_file();
       blob = read_1d_bytes(file.get(), h5::metadata_dataset);
       const Metadata md = detail::decode_metadata(blob.data(), blob.size(), m_path);
-      std::vector<std::int32_t> parts = read_parts(file.get(), md);
-      for (std::int32_t p : std::set<std::int32_t>(parts.begin(), parts.end()))
+      m_part_of_rank = read_parts(file.get(), md);
+      for (std::int32_t p : std::set<std::int32_t>(m_part_of_rank.begin(), m_part_of_rank.end()))
         check_readable(directory + "/" + h5::part_file_name(p), "part file");
     });
     detail::broadcast_bytes(group, blob, 0);
     m_metadata = detail::decode_metadata(blob.data(), blob.size(), m_path);
+    std::vector<std::int32_t> parts(static_cast<std::size_t>(m_metadata.world_size));
+    if (group.rank() == 0) parts = m_part_of_rank;
+    if (!parts.empty()) group.broadcast(parts.data(), parts.size() * sizeof(std::int32_t), 0);
+    m_part_of_rank = std::move(parts);
+    m_item_index = h5::item_index_of_chunks(m_metadata);
+    m_chunk_offset.assign(m_metadata.chunks.size(), unknown_offset);
+    m_chunks_of.assign(m_metadata.entries.size(), detail::RegionIndex{});
+    for (std::size_t c = 0; c < m_metadata.chunks.size(); ++c)
+      if (detail::volume(m_metadata.chunks[c].region.shape) > 0)
+        m_chunks_of[static_cast<std::size_t>(m_metadata.chunks[c].entry)].add(&m_metadata.chunks[c].region, c);
+    for (detail::RegionIndex& index : m_chunks_of) index.build();
   }
 
   const Metadata& metadata() const override { return m_metadata; }
 
   void read(const std::vector<ReadRequest>& requests) override {
     h5::QuietErrors quiet;
-    if (requests.empty()) return;
-    if (!m_file.valid()) m_file = open_file();
-    // Kept open across calls: a checked load reads in many small rounds, and opening a virtual
-    // dataset opens its part files.
-    std::vector<Handle>& datasets = m_datasets;
-    datasets.resize(m_metadata.entries.size());
-    for (const ReadRequest& r : requests) {
-      const auto e = static_cast<std::size_t>(r.entry);
-      const EntryInfo& info = m_metadata.entries.at(e);
-      if (detail::volume(r.region.shape) == 0) continue;
-      h5::check_filter_available(info);  // registers Cairn's zstd filter, or says clearly why not
-      if (!datasets[e].valid())
-        datasets[e] = h5::dataset(h5::check(H5Dopen2(m_file.get(), info.name.c_str(), H5P_DEFAULT),
-                                            "checkpoint file '" + m_path + "' lacks dataset '" + info.name + "'"));
-      Handle space = h5::dataspace(h5::check(H5Dget_space(datasets[e].get()), "H5Dget_space"));
-      h5::check_extent(space.get(), info, m_path);
-      h5::select_region(space.get(), r.region.offset, r.region.shape);
-      std::vector<hsize_t> dims(r.region.shape.begin(), r.region.shape.end());
-      Handle mem = h5::dataspace(
-          h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "H5Screate_simple"));
-      Handle type = h5::memory_type(r.dtype);
-      if (H5Dread(datasets[e].get(), type.get(), mem.get(), space.get(), H5P_DEFAULT, r.destination) < 0)
-        throw StorageError("cannot read '" + info.name + "' " + detail::to_string(r.region) + " through '" + m_path +
-                           "': " + h5::error_stack());
+    try {
+      for (const ReadRequest& r : requests) {
+        if (detail::volume(r.region.shape) == 0) continue;
+        const EntryInfo& info = m_metadata.entries.at(static_cast<std::size_t>(r.entry));
+        if (!queue_direct(r, info)) read_virtual(r, info);
+      }
+      m_direct.flush([this](int part, std::byte* out, std::uint64_t bytes, std::uint64_t at) {
+        pread_part(part, out, bytes, at);
+      });
+    } catch (...) {
+      m_direct.clear();  // their destinations may be gone by the next call
+      throw;
     }
   }
 
@@ -92,9 +96,130 @@ class Hdf5AggregatedReader final : public StorageReader {
     h5::QuietErrors quiet;
     m_datasets.clear();
     m_file.close();
+    for (auto& [part, open] : m_parts)
+      if (open.fd >= 0) ::close(open.fd);
+    m_parts.clear();
+    m_chunk_offset.assign(m_chunk_offset.size(), unknown_offset);
   }
 
+  ~Hdf5AggregatedReader() override { close(); }
+
  private:
+  // Reads `r` through its virtual dataset (HDF5 finds the part files and converts the type).
+  void read_virtual(const ReadRequest& r, const EntryInfo& info) {
+    const auto e = static_cast<std::size_t>(r.entry);
+    h5::check_filter_available(info);  // registers Cairn's zstd filter, or says clearly why not
+    if (!m_file.valid()) m_file = open_file();
+    // Kept open across calls: a checked load reads in many rounds, and opening a virtual dataset
+    // opens its part files.
+    m_datasets.resize(m_metadata.entries.size());
+    Handle& dataset = m_datasets[e];
+    if (!dataset.valid())
+      dataset = h5::dataset(h5::check(H5Dopen2(m_file.get(), info.name.c_str(), H5P_DEFAULT),
+                                      "checkpoint file '" + m_path + "' lacks dataset '" + info.name + "'"));
+    Handle space = h5::dataspace(h5::check(H5Dget_space(dataset.get()), "H5Dget_space"));
+    h5::check_extent(space.get(), info, m_path);
+    h5::select_region(space.get(), r.region.offset, r.region.shape);
+    std::vector<hsize_t> dims(r.region.shape.begin(), r.region.shape.end());
+    Handle mem = h5::dataspace(
+        h5::check(H5Screate_simple(static_cast<int>(dims.size()), dims.data(), nullptr), "H5Screate_simple"));
+    Handle type = h5::memory_type(r.dtype);
+    if (H5Dread(dataset.get(), type.get(), mem.get(), space.get(), H5P_DEFAULT, r.destination) < 0)
+      throw StorageError("cannot read '" + info.name + "' " + detail::to_string(r.region) + " through '" + m_path +
+                         "': " + h5::error_stack());
+  }
+
+  // Queues `r` for a plain pread from its part file, when it lies in one saved chunk as a slab of
+  // the chunk's rows, in the stored type, and the chunk's dataset is contiguous (uncompressed):
+  // the whole of a same-layout load and of a checked load's rounds. Reading through the virtual
+  // dataset costs HDF5's selection machinery on every call, and its reads are not merged.
+  bool queue_direct(const ReadRequest& r, const EntryInfo& info) {
+    if (info.kind != EntryKind::Array || info.compression != Compression::None || r.dtype != info.dtype ||
+        r.region.shape.empty())
+      return false;
+    std::size_t chunk = 0;
+    int touched = 0;
+    m_chunks_of.at(static_cast<std::size_t>(r.entry))
+        .for_each_intersecting(r.region, [&](std::size_t c, const Region&) {
+          chunk = c;
+          ++touched;
+        });
+    if (touched != 1) return false;
+    const ChunkRecord& record = m_metadata.chunks[chunk];
+    if (!detail::row_slab_of(r.region, record.region)) return false;
+    const std::uint64_t base = chunk_data_offset(chunk, info);
+    if (base == HADDR_UNDEF) return false;
+    const auto esize = static_cast<std::int64_t>(dtype_size(info.dtype));
+    const std::int64_t first = detail::row_major_index(record.region, r.region.offset);
+    m_direct.add(part_of(record.rank), static_cast<std::byte*>(r.destination),
+                 static_cast<std::uint64_t>(detail::volume(r.region.shape) * esize),
+                 base + static_cast<std::uint64_t>(first * esize));
+    return true;
+  }
+
+  int part_of(std::int32_t rank) const { return m_part_of_rank.at(static_cast<std::size_t>(rank)); }
+
+  // Where chunk `c`'s bytes start in its part file; HADDR_UNDEF when HDF5 must read them. Looked
+  // up once per chunk.
+  std::uint64_t chunk_data_offset(std::size_t c, const EntryInfo& info) {
+    if (m_chunk_offset[c] != unknown_offset) return m_chunk_offset[c];
+    const ChunkRecord& record = m_metadata.chunks[c];
+    PartFile& part = open_part(part_of(record.rank));
+    const std::string name = h5::item_dataset_name(record.rank, m_item_index[c]);
+    Handle dataset = h5::dataset(
+        h5::check(H5Dopen2(part.file.get(), name.c_str(), H5P_DEFAULT),
+                  "part file '" + part.path + "' lacks dataset '" + name + "' of entry '" + info.name + "'"));
+    Handle space = h5::dataspace(h5::check(H5Dget_space(dataset.get()), "H5Dget_space"));
+    std::vector<hsize_t> dims(record.region.shape.size());
+    const bool same_shape = H5Sget_simple_extent_ndims(space.get()) == static_cast<int>(dims.size()) &&
+                            H5Sget_simple_extent_dims(space.get(), dims.data(), nullptr) >= 0 &&
+                            std::equal(dims.begin(), dims.end(), record.region.shape.begin(),
+                                       [](hsize_t a, std::int64_t b) { return a == static_cast<hsize_t>(b); });
+    if (!same_shape)
+      throw CorruptCheckpointError("dataset '" + name + "' of part file '" + part.path + "' does not have the shape " +
+                                   detail::to_string(record.region.shape) + " of the chunk of entry '" + info.name +
+                                   "' it holds");
+    m_chunk_offset[c] = h5::plain_data_offset(dataset.get(), info.dtype);
+    return m_chunk_offset[c];
+  }
+
+  struct PartFile {
+    std::string path;
+    Handle file;
+    int fd = -1;
+  };
+
+  PartFile& open_part(int part) {
+    auto found = m_parts.find(part);
+    if (found != m_parts.end()) return found->second;
+    PartFile open;
+    open.path = m_directory + "/" + h5::part_file_name(part);
+    const hid_t id = H5Fopen(open.path.c_str(), H5F_ACC_RDONLY, H5P_DEFAULT);
+    if (id < 0)
+      throw CorruptCheckpointError("cannot open part file '" + open.path +
+                                   "' (damaged or truncated?): " + h5::error_stack());
+    open.file = h5::file(id);
+    open.fd = ::open(open.path.c_str(), O_RDONLY | O_CLOEXEC);
+    if (open.fd < 0) throw StorageError("cannot read part file '" + open.path + "': " + detail::errno_text(errno));
+    return m_parts.emplace(part, std::move(open)).first->second;
+  }
+
+  void pread_part(int part, std::byte* out, std::uint64_t bytes, std::uint64_t at) {
+    const PartFile& open = m_parts.at(part);
+    while (bytes > 0) {
+      const ssize_t n = ::pread(open.fd, out, static_cast<std::size_t>(std::min<std::uint64_t>(bytes, 1u << 30)),
+                                static_cast<off_t>(at));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0)
+        throw StorageError(
+            "cannot read part file '" + open.path + "' at byte " + std::to_string(at) + ": " +
+            (n == 0 ? std::string("the file is shorter than its datasets say") : detail::errno_text(errno)));
+      out += n;
+      at += static_cast<std::uint64_t>(n);
+      bytes -= static_cast<std::uint64_t>(n);
+    }
+  }
+
   // HDF5's POSIX driver, on this rank alone; virtual datasets open their part files the same way.
   Handle open_file() const {
     if (H5Fis_hdf5(m_path.c_str()) <= 0) {
@@ -149,11 +274,20 @@ class Hdf5AggregatedReader final : public StorageReader {
     return parts;
   }
 
+  static constexpr std::uint64_t unknown_offset = ~std::uint64_t{0} - 1;  // not HADDR_UNDEF
+
   ProcessGroup* m_group = nullptr;
+  std::string m_directory;
   std::string m_path;
   Handle m_file;
-  std::vector<Handle> m_datasets;  // by entry, opened on first use
+  std::vector<Handle> m_datasets;  // virtual datasets by entry, opened on first use
   Metadata m_metadata;
+  std::vector<std::int32_t> m_part_of_rank;      // by saving rank
+  std::vector<std::size_t> m_item_index;         // by chunk: its dataset in its part file
+  std::vector<detail::RegionIndex> m_chunks_of;  // by entry; points into m_metadata.chunks
+  std::vector<std::uint64_t> m_chunk_offset;     // by chunk: chunk_data_offset, once looked up
+  std::map<int, PartFile> m_parts;               // opened for direct reads
+  detail::CoalescedReads m_direct;               // direct reads of the current read() call
 };
 
 }  // namespace

@@ -37,6 +37,14 @@ std::string item_dataset_name(int rank, std::size_t item) {
   return name;
 }
 
+std::vector<std::size_t> item_index_of_chunks(const Metadata& metadata) {
+  // Chunk records come rank by rank in plan order: the k-th record of a rank is its item k.
+  std::vector<std::size_t> item_index(metadata.chunks.size());
+  std::map<std::int32_t, std::size_t> next_of_rank;
+  for (std::size_t c = 0; c < metadata.chunks.size(); ++c) item_index[c] = next_of_rank[metadata.chunks[c].rank]++;
+  return item_index;
+}
+
 }  // namespace detail::h5
 
 namespace {
@@ -373,15 +381,10 @@ class Hdf5AggregatedWriter final : public StorageWriter, public detail::EarlyWri
     Handle fapl = h5::tuned_file_access(MPI_COMM_NULL, m_options, m_directory);
     Handle file = h5::file(
         h5::check(H5Fcreate(path.c_str(), H5F_ACC_EXCL, H5P_DEFAULT, fapl.get()), "cannot create '" + path + "'"));
-    // Chunk records come rank by rank in plan order: the k-th record of a rank is its item k.
+    const std::vector<std::size_t> item_index = h5::item_index_of_chunks(metadata);
     std::vector<std::vector<std::size_t>> chunks_of_entry(metadata.entries.size());
-    std::vector<std::size_t> item_index(metadata.chunks.size());
-    std::map<std::int32_t, std::size_t> next_of_rank;
-    for (std::size_t c = 0; c < metadata.chunks.size(); ++c) {
-      const ChunkRecord& record = metadata.chunks[c];
-      item_index[c] = next_of_rank[record.rank]++;
-      chunks_of_entry.at(static_cast<std::size_t>(record.entry)).push_back(c);
-    }
+    for (std::size_t c = 0; c < metadata.chunks.size(); ++c)
+      chunks_of_entry.at(static_cast<std::size_t>(metadata.chunks[c].entry)).push_back(c);
     for (std::size_t e = 0; e < metadata.entries.size(); ++e) {
       const EntryInfo& info = metadata.entries[e];
       h5::create_groups(file.get(), info.name);

@@ -128,4 +128,8 @@ bool is_dataset(const EntryInfo& e);
 void check_extent(hid_t space, const EntryInfo& info, const std::string& path);
 /// Writes a scalar attribute `name` on `target` (int64, float64 or a UTF-8 string h5py reads as str).
 void write_attribute(hid_t target, const std::string& name, const ScalarValue& value);
+/// Where the bytes of dataset `dset` start in its file when they can be read there with plain
+/// pread: a contiguous, allocated dataset stored exactly as the memory type of `dtype` on this
+/// (little-endian) host. HADDR_UNDEF otherwise (HDF5 must read it). Clears HDF5's error stack.
+haddr_t plain_data_offset(hid_t dset, DType dtype);
 }  // namespace cairn::detail::h5

@@ -163,7 +163,7 @@ class Hdf5Reader final : public StorageReader {
   struct OpenDataset {
     Handle dataset;
     Handle space;
-    haddr_t base = HADDR_UNDEF;  // for direct reads; see direct_offset
+    haddr_t base = HADDR_UNDEF;  // for direct reads: h5::plain_data_offset
   };
 
   OpenDataset& opened(std::size_t entry) {
@@ -182,30 +182,10 @@ class Hdf5Reader final : public StorageReader {
                               "checkpoint file '" + m_path + "' lacks dataset '" + name + "'"));
     open->space = h5::dataspace(h5::check(H5Dget_space(open->dataset.get()), "H5Dget_space"));
     h5::check_extent(open->space.get(), info, m_path);
-    open->base = direct_offset(open->dataset.get(), info);
+    // Direct reads with HDF5's POSIX driver only: MPI-IO may stand for a parallel file system.
+    if (m_posix_driver) open->base = h5::plain_data_offset(open->dataset.get(), info.dtype);
     slot = std::move(open);
     return *slot;
-  }
-
-  // Where a dataset's bytes start in the file, when they can be read with plain pread: HDF5's
-  // POSIX driver, a contiguous allocated dataset, stored exactly as Cairn's memory type on this
-  // (little-endian) host. HADDR_UNDEF otherwise, and HDF5 reads it.
-  haddr_t direct_offset(hid_t dset, const EntryInfo& info) const {
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    if (!m_posix_driver) return HADDR_UNDEF;
-    Handle dcpl = h5::plist(H5Dget_create_plist(dset));
-    if (!dcpl.valid() || H5Pget_layout(dcpl.get()) != H5D_CONTIGUOUS) return HADDR_UNDEF;
-    Handle stored = h5::datatype(H5Dget_type(dset));
-    Handle wanted = h5::memory_type(info.dtype);
-    if (!stored.valid() || H5Tequal(stored.get(), wanted.get()) <= 0) return HADDR_UNDEF;
-    const haddr_t offset = H5Dget_offset(dset);
-    H5Eclear2(H5E_DEFAULT);
-    return offset;
-#else
-    (void)dset;
-    (void)info;
-    return HADDR_UNDEF;
-#endif
   }
 
   // Queues `r` for pread, one read per contiguous run of the region in the file (one for a slab

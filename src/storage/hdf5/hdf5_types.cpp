@@ -248,6 +248,24 @@ bool is_dataset(const EntryInfo& e) {
   return !(e.kind == EntryKind::Scalar && e.distribution == Distribution::Replicated);
 }
 
+haddr_t plain_data_offset(hid_t dset, DType dtype) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+  const Handle dcpl = plist(H5Dget_create_plist(dset));
+  haddr_t offset = HADDR_UNDEF;
+  if (dcpl.valid() && H5Pget_layout(dcpl.get()) == H5D_CONTIGUOUS) {
+    const Handle stored = datatype(H5Dget_type(dset));
+    const Handle wanted = memory_type(dtype);
+    if (stored.valid() && H5Tequal(stored.get(), wanted.get()) > 0) offset = H5Dget_offset(dset);
+  }
+  H5Eclear2(H5E_DEFAULT);
+  return offset;
+#else
+  (void)dset;
+  (void)dtype;
+  return HADDR_UNDEF;
+#endif
+}
+
 void check_extent(hid_t space, const EntryInfo& info, const std::string& path) {
   const int ndims = H5Sget_simple_extent_ndims(space);
   std::vector<hsize_t> dims(ndims > 0 ? static_cast<std::size_t>(ndims) : 0);
