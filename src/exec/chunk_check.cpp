@@ -59,44 +59,61 @@ struct SliceRead {
   std::size_t buffer_offset = 0;  // into the shared buffer, unless read in place
 };
 
-// Hashes slices read in place on a thread of its own, in the order they were read, while the
-// main thread goes on reading: checking then costs little time when reading waits on the disk.
-// Until finish() returns, only this thread touches the hash fields of the slices' jobs.
-class InPlaceHasher {
+// Hashes the slices of each round on a thread of its own, in the order they were read, while the
+// main thread reads the next round: checking then costs little time when reading waits on the
+// disk. A slice read into one of the two round buffers is also copied out to its requests there,
+// and its buffer is reused two rounds later, once wait_for() says the slice is done. Until
+// finish() returns, only this thread touches the jobs' hash fields and their requests' bytes.
+class SliceHasher {
  public:
-  // The thread is started only when some job is read in place (not for verify(), which buffers).
-  InPlaceHasher(std::vector<ChunkJob>& jobs, const Metadata& md) : m_jobs(jobs), m_md(md) {
-    if (std::none_of(jobs.begin(), jobs.end(), [](const ChunkJob& job) { return job.in_place != nullptr; })) return;
+  struct Work {
+    SliceRead read;
+    const std::byte* buffered = nullptr;  // the slice's bytes in a round buffer; null when in place
+  };
+
+  SliceHasher(std::vector<ChunkJob>& jobs, const Metadata& md) : m_jobs(jobs), m_md(md) {
+    if (jobs.empty()) return;
     try {
       m_thread = std::thread([this] { run(); });
     } catch (const std::system_error&) {
-      // No thread to be had: push() hashes on the caller's thread.
+      // No thread to be had: push() does the work on the caller's thread.
     }
   }
-  InPlaceHasher(const InPlaceHasher&) = delete;
-  InPlaceHasher& operator=(const InPlaceHasher&) = delete;
-  ~InPlaceHasher() { finish(); }
+  SliceHasher(const SliceHasher&) = delete;
+  SliceHasher& operator=(const SliceHasher&) = delete;
+  ~SliceHasher() { finish(); }
 
-  void push(const SliceRead& read) {
+  void push(const Work& work) {
+    ++m_pushed;
     if (!m_thread.joinable()) {
-      hash(read);
+      process(work);
       return;
     }
     {
       std::lock_guard<std::mutex> lock(m_mutex);
-      m_pending.push_back(read);
+      m_pending.push_back(work);
     }
-    m_wake.notify_one();
+    m_wake.notify_all();
   }
 
-  /// Returns once every pushed slice is hashed.
+  /// Slices pushed so far (the caller's count, for wait_for).
+  std::size_t pushed() const { return m_pushed; }
+
+  /// Returns once the first `count` slices pushed are done.
+  void wait_for(std::size_t count) {
+    if (!m_thread.joinable()) return;
+    std::unique_lock<std::mutex> lock(m_mutex);
+    m_done_changed.wait(lock, [&] { return m_done >= count; });
+  }
+
+  /// Returns once every pushed slice is done.
   void finish() {
     if (!m_thread.joinable()) return;
     {
       std::lock_guard<std::mutex> lock(m_mutex);
       m_closing = true;
     }
-    m_wake.notify_one();
+    m_wake.notify_all();
     m_thread.join();
   }
 
@@ -106,29 +123,47 @@ class InPlaceHasher {
     for (;;) {
       m_wake.wait(lock, [this] { return m_closing || !m_pending.empty(); });
       if (m_pending.empty()) return;  // closing, and all done
-      const SliceRead read = m_pending.front();
+      const Work work = m_pending.front();
       m_pending.pop_front();
       lock.unlock();
-      hash(read);
+      process(work);
       lock.lock();
+      ++m_done;
+      m_done_changed.notify_all();
     }
   }
 
-  void hash(const SliceRead& read) {
-    ChunkJob& job = m_jobs[read.job];
-    const Region& slice = job.slices[read.slice];
+  void process(const Work& work) {
+    ChunkJob& job = m_jobs[work.read.job];
+    const Region& slice = job.slices[work.read.slice];
     const auto esize = static_cast<std::int64_t>(job.element_size);
-    hash_slice(job, m_md,
-               static_cast<const std::byte*>(job.in_place) +
-                   row_major_index(m_md.chunks[job.chunk].region, slice.offset) * esize,
-               static_cast<std::size_t>(volume(slice.shape) * esize));
+    const auto bytes = static_cast<std::size_t>(volume(slice.shape) * esize);
+    if (!work.buffered) {
+      hash_slice(job, m_md,
+                 static_cast<const std::byte*>(job.in_place) +
+                     row_major_index(m_md.chunks[job.chunk].region, slice.offset) * esize,
+                 bytes);
+      return;
+    }
+    hash_slice(job, m_md, work.buffered, bytes);
+    const Extents slice_strides = row_major_strides(slice.shape);
+    Region part;
+    for (const ReadRequest* target : job.targets) {
+      if (!intersect(slice, target->region, part)) continue;
+      strided_copy(work.buffered + row_major_index(slice, part.offset) * esize, slice_strides,
+                   static_cast<std::byte*>(target->destination) + row_major_index(target->region, part.offset) * esize,
+                   row_major_strides(target->region.shape), part.shape, job.element_size);
+    }
   }
 
   std::vector<ChunkJob>& m_jobs;
   const Metadata& m_md;
+  std::size_t m_pushed = 0;  // the caller's thread only
   std::mutex m_mutex;
   std::condition_variable m_wake;
-  std::deque<SliceRead> m_pending;
+  std::condition_variable m_done_changed;
+  std::deque<Work> m_pending;
+  std::size_t m_done = 0;
   bool m_closing = false;
   std::thread m_thread;
 };
@@ -139,9 +174,15 @@ class InPlaceHasher {
 constexpr std::size_t in_place_round_bytes = std::size_t{64} << 20;
 constexpr std::size_t in_place_slice_bytes = std::size_t{4} << 20;
 
-// Reads the slices of `jobs` in rounds whose buffered slices fit `buffer_bytes`; every rank runs
-// the same number of rounds (reader.read is collective), padding with empty reads. A failed
-// read marks the jobs of its round. `final_requests` are read in one more round at the end.
+// Slices read through a buffer are at most half of the caller's buffer memory: two round
+// buffers, one read into while the other is hashed.
+std::size_t buffered_slice_bytes(std::size_t buffer_bytes) {
+  return std::max<std::size_t>(buffer_bytes / 2, 1);
+}
+
+// Reads the slices of `jobs` in rounds whose buffered slices fit half of `buffer_bytes`; every
+// rank runs the same number of rounds (reader.read is collective), padding with empty reads. A
+// failed read marks the jobs of its round. `final_requests` are read in one more round at the end.
 void run_rounds(StorageReader& reader, ProcessGroup& group, std::vector<ChunkJob>& jobs, std::size_t buffer_bytes,
                 bool one_chunk_per_round, const std::vector<ReadRequest>& final_requests, const std::string& source,
                 std::exception_ptr& first_failure) {
@@ -170,7 +211,7 @@ void run_rounds(StorageReader& reader, ProcessGroup& group, std::vector<ChunkJob
       const std::size_t cost = job.in_place ? 0 : bytes;
       // In-place slices need no buffer, but a round of them is hashed while the next is read.
       const std::size_t in_place = job.in_place ? bytes : 0;
-      if (rounds.empty() || (cost > 0 && round_bytes > 0 && round_bytes + cost > buffer_bytes) ||
+      if (rounds.empty() || (cost > 0 && round_bytes > 0 && round_bytes + cost > buffered_slice_bytes(buffer_bytes)) ||
           (in_place > 0 && round_in_place > 0 && round_in_place + in_place > round_limit))
         start_round();
       round_in_place += in_place;
@@ -182,18 +223,26 @@ void run_rounds(StorageReader& reader, ProcessGroup& group, std::vector<ChunkJob
   }
   std::int64_t count = static_cast<std::int64_t>(rounds.size()) + 1;  // + the final round
   group.allreduce(&count, 1, ReduceOp::Max);
-  std::vector<std::byte> buffer(largest_round);
+  // Two round buffers: round r reads into buffer r % 2 while the slices of round r - 1 are
+  // hashed and copied out of the other.
+  std::vector<std::byte> buffers[2];
+  buffers[0].resize(largest_round);
+  if (rounds.size() > 1) buffers[1].resize(largest_round);
+  std::vector<std::size_t> pushed_by_round(rounds.size(), 0);
 
   std::vector<ReadRequest> requests;
-  InPlaceHasher in_place_hasher(jobs, md);
+  SliceHasher hasher(jobs, md);
   for (std::int64_t r = 0; r < count; ++r) {
     requests.clear();
     const bool last = r == count - 1;
-    const bool have = static_cast<std::size_t>(r) < rounds.size();
+    const auto round = static_cast<std::size_t>(r);
+    const bool have = round < rounds.size();
+    std::byte* buffer = buffers[round % 2].data();
     if (last) {
       if (!first_failure) requests = final_requests;
     } else if (have) {
-      for (const SliceRead& read : rounds[static_cast<std::size_t>(r)]) {
+      if (round >= 2) hasher.wait_for(pushed_by_round[round - 2]);  // the buffer's last round is done
+      for (const SliceRead& read : rounds[round]) {
         ChunkJob& job = jobs[read.job];
         if (job.failed) continue;
         const ChunkRecord& chunk = md.chunks[job.chunk];
@@ -201,14 +250,16 @@ void run_rounds(StorageReader& reader, ProcessGroup& group, std::vector<ChunkJob
         void* destination =
             job.in_place ? static_cast<std::byte*>(job.in_place) +
                                row_major_index(chunk.region, slice.offset) * static_cast<std::int64_t>(job.element_size)
-                         : static_cast<void*>(buffer.data() + read.buffer_offset);
+                         : static_cast<void*>(buffer + read.buffer_offset);
         requests.push_back(
             ReadRequest{chunk.entry, slice, md.entries[static_cast<std::size_t>(chunk.entry)].dtype, destination});
       }
     }
+    bool read_failed = false;
     try {
       reader.read(requests);
     } catch (...) {
+      read_failed = true;
       if (!first_failure) first_failure = std::current_exception();
       std::string why = "cannot be read";
       try {
@@ -218,39 +269,21 @@ void run_rounds(StorageReader& reader, ProcessGroup& group, std::vector<ChunkJob
       } catch (...) {
       }
       if (have && !last)
-        for (const SliceRead& read : rounds[static_cast<std::size_t>(r)]) {
+        for (const SliceRead& read : rounds[round]) {
           ChunkJob& job = jobs[read.job];
           if (job.failed) continue;
           job.failed = true;
           job.message = describe_chunk(md, md.chunks[job.chunk]) + " in " + source + " " + why;
         }
-      continue;
     }
     if (last || !have) continue;
-    for (const SliceRead& read : rounds[static_cast<std::size_t>(r)]) {
-      ChunkJob& job = jobs[read.job];
-      if (job.failed) continue;
-      if (job.in_place) {
-        in_place_hasher.push(read);
-        continue;
-      }
-      // A buffered slice is hashed and copied out now: the next round reuses the buffer.
-      const Region& slice = job.slices[read.slice];
-      const auto esize = static_cast<std::int64_t>(job.element_size);
-      const std::byte* data = buffer.data() + read.buffer_offset;
-      hash_slice(job, md, data, static_cast<std::size_t>(volume(slice.shape) * esize));
-      const Extents slice_strides = row_major_strides(slice.shape);
-      Region part;
-      for (const ReadRequest* target : job.targets) {
-        if (!intersect(slice, target->region, part)) continue;
-        strided_copy(
-            data + row_major_index(slice, part.offset) * esize, slice_strides,
-            static_cast<std::byte*>(target->destination) + row_major_index(target->region, part.offset) * esize,
-            row_major_strides(target->region.shape), part.shape, job.element_size);
-      }
-    }
+    if (!read_failed)
+      for (const SliceRead& read : rounds[round])
+        if (!jobs[read.job].failed)
+          hasher.push(SliceHasher::Work{read, jobs[read.job].in_place ? nullptr : buffer + read.buffer_offset});
+    pushed_by_round[round] = hasher.pushed();
   }
-  in_place_hasher.finish();
+  hasher.finish();
   for (ChunkJob& job : jobs) {
     if (job.failed || !job.mismatch) continue;
     const ChunkRecord& chunk = md.chunks[job.chunk];
@@ -310,7 +343,8 @@ void read_checked(StorageReader& reader, ProcessGroup& group, const std::vector<
         job.in_place =
             static_cast<std::byte*>(job.targets[0]->destination) +
             row_major_index(job.targets[0]->region, region.offset) * static_cast<std::int64_t>(job.element_size);
-      job.slices = row_major_slices(region, job.element_size, job.in_place ? in_place_slice_bytes : buffer_bytes);
+      job.slices = row_major_slices(region, job.element_size,
+                                    job.in_place ? in_place_slice_bytes : buffered_slice_bytes(buffer_bytes));
     }
   } catch (...) {
     failure = std::current_exception();
@@ -356,7 +390,7 @@ VerifyReport verify_all_chunks(StorageReader& reader, ProcessGroup& group, std::
     ChunkJob& job = jobs.emplace_back();
     job.chunk = c;
     job.element_size = dtype_size(md.entries[static_cast<std::size_t>(md.chunks[c].entry)].dtype);
-    job.slices = row_major_slices(md.chunks[c].region, job.element_size, buffer_bytes);
+    job.slices = row_major_slices(md.chunks[c].region, job.element_size, buffered_slice_bytes(buffer_bytes));
     if (job.slices.empty()) {  // an empty chunk: its checksum is that of no bytes
       job.actual = job.sum.digest();
       if (job.actual != md.chunks[c].checksum) {
