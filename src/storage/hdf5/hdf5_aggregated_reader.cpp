@@ -129,31 +129,41 @@ class Hdf5AggregatedReader final : public StorageReader {
                          "': " + h5::error_stack());
   }
 
-  // Queues `r` for a plain pread from its part file, when it lies in one saved chunk as a slab of
-  // the chunk's rows, in the stored type, and the chunk's dataset is contiguous (uncompressed):
-  // the whole of a same-layout load and of a checked load's rounds. Reading through the virtual
-  // dataset costs HDF5's selection machinery on every call, and its reads are not merged.
+  // Queues `r` for plain preads from its part files when every saved chunk it touches holds its
+  // part as a slab of the chunk's rows that is also a slab of the request's rows, in the stored
+  // type, in a contiguous (uncompressed) dataset: a same-layout load, a checked load's rounds,
+  // chunks saved as several items. Reading through the virtual dataset costs HDF5's selection
+  // machinery on every call, and its reads are neither merged nor larger than one item.
   bool queue_direct(const ReadRequest& r, const EntryInfo& info) {
     if (info.kind != EntryKind::Array || info.compression != Compression::None || r.dtype != info.dtype ||
         r.region.shape.empty())
       return false;
-    std::size_t chunk = 0;
-    int touched = 0;
+    struct Part {
+      std::size_t chunk;
+      Region region;
+    };
+    std::vector<Part> parts;
+    std::int64_t covered = 0;
     m_chunks_of.at(static_cast<std::size_t>(r.entry))
-        .for_each_intersecting(r.region, [&](std::size_t c, const Region&) {
-          chunk = c;
-          ++touched;
+        .for_each_intersecting(r.region, [&](std::size_t c, const Region& part) {
+          parts.push_back(Part{c, part});
+          covered += detail::volume(part.shape);
         });
-    if (touched != 1) return false;
-    const ChunkRecord& record = m_metadata.chunks[chunk];
-    if (!detail::row_slab_of(r.region, record.region)) return false;
-    const std::uint64_t base = chunk_data_offset(chunk, info);
-    if (base == HADDR_UNDEF) return false;
+    if (covered != detail::volume(r.region.shape)) return false;  // HDF5 reports what is missing
+    std::vector<detail::CoalescedReads::Read> reads;
     const auto esize = static_cast<std::int64_t>(dtype_size(info.dtype));
-    const std::int64_t first = detail::row_major_index(record.region, r.region.offset);
-    m_direct.add(part_of(record.rank), static_cast<std::byte*>(r.destination),
-                 static_cast<std::uint64_t>(detail::volume(r.region.shape) * esize),
-                 base + static_cast<std::uint64_t>(first * esize));
+    for (const Part& part : parts) {
+      const ChunkRecord& record = m_metadata.chunks[part.chunk];
+      if (!detail::row_slab_of(part.region, record.region) || !detail::row_slab_of(part.region, r.region)) return false;
+      const std::uint64_t base = chunk_data_offset(part.chunk, info);
+      if (base == HADDR_UNDEF) return false;
+      reads.push_back(
+          {part_of(record.rank),
+           static_cast<std::byte*>(r.destination) + detail::row_major_index(r.region, part.region.offset) * esize,
+           static_cast<std::uint64_t>(detail::volume(part.region.shape) * esize),
+           base + static_cast<std::uint64_t>(detail::row_major_index(record.region, part.region.offset) * esize)});
+    }
+    for (const auto& read : reads) m_direct.add(read.file, read.destination, read.bytes, read.offset);
     return true;
   }
 
