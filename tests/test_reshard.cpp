@@ -1,5 +1,6 @@
 // Save on N ranks, load on M ranks with another decomposition, for every N and M up to the world
 // size; 1-D, 2-D and 3-D arrays, uneven blocks, ranks holding nothing and ranks holding several.
+#include "sim_state.hpp"
 #include "test_support.hpp"
 
 using namespace cairn;
@@ -127,6 +128,51 @@ TEST(Reshard, EverySaveAndLoadRankCount) {
           MPI_Comm_free(&load_comm);
         }
       }
+    }
+  }
+}
+
+// A saved chunk that a load splits among several requests is read straight into each request's
+// rows (no buffer), yet checked whole: a flipped byte in any part fails the load on every rank.
+TEST(Reshard, ChunksSplitAmongRequestsAreCheckedWhole) {
+  TempDir dir;
+  const int rank = world_rank();
+  const std::int64_t rows = 48, cols = 16;  // per saving rank
+  const Extents shape{rows * world_size(), cols};
+  std::vector<double> saved(static_cast<std::size_t>(rows * cols));
+  for (std::size_t i = 0; i < saved.size(); ++i)
+    saved[i] = pattern(rank * rows * cols + static_cast<std::int64_t>(i), 3);
+  State state;
+  state.add_array("field", DType::Float64, shape).add_chunk({rank * rows, 0}, {rows, cols}, saved.data());
+  Checkpointer ck(MPI_COMM_WORLD);
+  // Loaded as three uneven pieces of rows per rank, each inside this rank's saved chunk.
+  const std::int64_t cut[] = {0, rows / 3, rows / 3 + 1, rows};
+  auto load = [&](const std::string& id, std::vector<double>& back) {
+    State target;
+    ArrayEntry& entry = target.add_array("field", DType::Float64, shape);
+    for (int p = 0; p < 3; ++p)
+      entry.add_chunk({rank * rows + cut[p], 0}, {cut[p + 1] - cut[p], cols}, back.data() + cut[p] * cols);
+    ck.load(target, id);
+  };
+  ck.save(state, dir / "good");
+  std::vector<double> back(saved.size(), -1.0);
+  load(dir / "good", back);
+  EXPECT_TRUE(back == saved) << "on rank " << rank;
+
+  // Rank 0's chunk starts the dataset: flip a byte in its first piece, then in its last.
+  for (const std::int64_t byte : {std::int64_t{5}, (rows - 1) * cols * 8 + 2}) {
+    const std::string id = dir / ("damaged" + std::to_string(byte));
+    ck.save(state, id);
+    flip_byte(id + "/data.h5", "field", byte);
+    std::string message;
+    try {
+      load(id, back);
+    } catch (const Error& e) {
+      message = e.what();
+    }
+    EXPECT_FALSE(message.empty()) << "byte " << byte << ": the load succeeded on rank " << rank;
+    if (rank == 0) {
+      EXPECT_NE(message.find("checksum mismatch"), std::string::npos) << message;
     }
   }
 }

@@ -33,9 +33,11 @@ std::string describe_chunk(const Metadata& md, const ChunkRecord& chunk) {
 struct ChunkJob {
   std::size_t chunk = 0;                    // index into the metadata's chunks
   std::vector<const ReadRequest*> targets;  // same-dtype requests filled from it
-  void* in_place = nullptr;                 // the destination, when the chunk is one request
   std::size_t element_size = 0;
   std::vector<Region> slices;
+  // By slice: where it is read in place (rows of the chunk that are rows of one request), or null
+  // (read through a round buffer, then copied out to the requests it meets).
+  std::vector<std::byte*> in_place;
   Checksummer sum;
   std::size_t slices_done = 0;
   bool failed = false;  // a read failed, or (after the last round) the checksum differs
@@ -139,10 +141,7 @@ class SliceHasher {
     const auto esize = static_cast<std::int64_t>(job.element_size);
     const auto bytes = static_cast<std::size_t>(volume(slice.shape) * esize);
     if (!work.buffered) {
-      hash_slice(job, m_md,
-                 static_cast<const std::byte*>(job.in_place) +
-                     row_major_index(m_md.chunks[job.chunk].region, slice.offset) * esize,
-                 bytes);
+      hash_slice(job, m_md, job.in_place[work.read.slice], bytes);
       return;
     }
     hash_slice(job, m_md, work.buffered, bytes);
@@ -193,9 +192,8 @@ void run_rounds(StorageReader& reader, ProcessGroup& group, std::vector<ChunkJob
   std::size_t largest_round = 0;
   std::size_t in_place_left = 0;  // in-place bytes not yet given a round
   for (const ChunkJob& job : jobs)
-    if (job.in_place)
-      for (const Region& slice : job.slices)
-        in_place_left += static_cast<std::size_t>(volume(slice.shape)) * job.element_size;
+    for (std::size_t s = 0; s < job.slices.size(); ++s)
+      if (job.in_place[s]) in_place_left += static_cast<std::size_t>(volume(job.slices[s].shape)) * job.element_size;
   std::size_t round_limit = 0;  // in-place bytes the current round may take
   auto start_round = [&] {
     rounds.emplace_back();
@@ -208,9 +206,9 @@ void run_rounds(StorageReader& reader, ProcessGroup& group, std::vector<ChunkJob
     if (one_chunk_per_round && !(rounds.empty() || rounds.back().empty())) start_round();
     for (std::size_t s = 0; s < job.slices.size(); ++s) {
       const std::size_t bytes = static_cast<std::size_t>(volume(job.slices[s].shape)) * job.element_size;
-      const std::size_t cost = job.in_place ? 0 : bytes;
+      const std::size_t cost = job.in_place[s] ? 0 : bytes;
       // In-place slices need no buffer, but a round of them is hashed while the next is read.
-      const std::size_t in_place = job.in_place ? bytes : 0;
+      const std::size_t in_place = job.in_place[s] ? bytes : 0;
       if (rounds.empty() || (cost > 0 && round_bytes > 0 && round_bytes + cost > buffered_slice_bytes(buffer_bytes)) ||
           (in_place > 0 && round_in_place > 0 && round_in_place + in_place > round_limit))
         start_round();
@@ -247,10 +245,7 @@ void run_rounds(StorageReader& reader, ProcessGroup& group, std::vector<ChunkJob
         if (job.failed) continue;
         const ChunkRecord& chunk = md.chunks[job.chunk];
         const Region& slice = job.slices[read.slice];
-        void* destination =
-            job.in_place ? static_cast<std::byte*>(job.in_place) +
-                               row_major_index(chunk.region, slice.offset) * static_cast<std::int64_t>(job.element_size)
-                         : static_cast<void*>(buffer + read.buffer_offset);
+        std::byte* destination = job.in_place[read.slice] ? job.in_place[read.slice] : buffer + read.buffer_offset;
         requests.push_back(
             ReadRequest{chunk.entry, slice, md.entries[static_cast<std::size_t>(chunk.entry)].dtype, destination});
       }
@@ -280,7 +275,8 @@ void run_rounds(StorageReader& reader, ProcessGroup& group, std::vector<ChunkJob
     if (!read_failed)
       for (const SliceRead& read : rounds[round])
         if (!jobs[read.job].failed)
-          hasher.push(SliceHasher::Work{read, jobs[read.job].in_place ? nullptr : buffer + read.buffer_offset});
+          hasher.push(
+              SliceHasher::Work{read, jobs[read.job].in_place[read.slice] ? nullptr : buffer + read.buffer_offset});
     pushed_by_round[round] = hasher.pushed();
   }
   hasher.finish();
@@ -294,6 +290,60 @@ void run_rounds(StorageReader& reader, ProcessGroup& group, std::vector<ChunkJob
 }
 
 }  // namespace
+
+// Slices `job`'s chunk `region` in row order. Rows that lie in one request as rows of it (a slab
+// of its first dimension, in the stored dtype) are read in place, in slices of
+// in_place_slice_bytes: the whole chunk when it is one request's region or a slab of it, the
+// request's share of a chunk it shares with other ranks' requests in a resharded load. The other
+// rows go through a round buffer.
+void plan_slices(ChunkJob& job, const Region& region, std::size_t buffer_bytes) {
+  struct Direct {
+    std::int64_t first = 0, last = 0;  // rows [first, last) of the chunk, by global index
+    std::byte* destination = nullptr;  // of row `first`
+  };
+  std::vector<Direct> direct;
+  const auto esize = static_cast<std::int64_t>(job.element_size);
+  if (!region.shape.empty())
+    for (const ReadRequest* target : job.targets) {
+      Region part;
+      if (!intersect(region, target->region, part) || !row_slab_of(part, region) || !row_slab_of(part, target->region))
+        continue;
+      direct.push_back(
+          Direct{part.offset[0], part.offset[0] + part.shape[0],
+                 static_cast<std::byte*>(target->destination) + row_major_index(target->region, part.offset) * esize});
+    }
+  else if (job.targets.size() == 1 && job.targets[0]->region == region)
+    direct.push_back(Direct{0, 1, static_cast<std::byte*>(job.targets[0]->destination)});
+  std::sort(direct.begin(), direct.end(), [](const Direct& a, const Direct& b) { return a.first < b.first; });
+  job.slices.clear();
+  job.in_place.clear();
+  auto add = [&](const Region& rows, std::byte* destination) {
+    for (Region& slice : row_major_slices(rows, job.element_size,
+                                          destination ? in_place_slice_bytes : buffered_slice_bytes(buffer_bytes))) {
+      job.in_place.push_back(destination ? destination + row_major_index(rows, slice.offset) * esize : nullptr);
+      job.slices.push_back(std::move(slice));
+    }
+  };
+  if (region.shape.empty()) {  // a 0-d chunk: one element
+    add(region, direct.empty() ? nullptr : direct.front().destination);
+    return;
+  }
+  const std::int64_t end = region.offset[0] + region.shape[0];
+  std::int64_t row = region.offset[0];
+  auto rows = [&](std::int64_t first, std::int64_t last) {
+    Region r = region;
+    r.offset[0] = first;
+    r.shape[0] = last - first;
+    return r;
+  };
+  for (const Direct& d : direct) {
+    if (d.first < row) continue;  // overlapping requests: the earlier one wins, the rest is copied out
+    if (d.first > row) add(rows(row, d.first), nullptr);
+    add(rows(d.first, d.last), d.destination);
+    row = d.last;
+  }
+  if (row < end) add(rows(row, end), nullptr);
+}
 
 void read_checked(StorageReader& reader, ProcessGroup& group, const std::vector<ReadRequest>& requests,
                   std::size_t buffer_bytes, const std::string& source) {
@@ -334,18 +384,7 @@ void read_checked(StorageReader& reader, ProcessGroup& group, const std::vector<
         if (same_dtype) job.targets.push_back(&request);
       }
     }
-    for (ChunkJob& job : jobs) {
-      const Region& region = md.chunks[job.chunk].region;
-      // A chunk that lies in one request's region as one contiguous run of its row-major layout
-      // (the whole region, or whole rows of it: a slab of the first dimension), in the stored
-      // dtype, is read in place.
-      if (job.targets.size() == 1 && row_slab_of(region, job.targets[0]->region))
-        job.in_place =
-            static_cast<std::byte*>(job.targets[0]->destination) +
-            row_major_index(job.targets[0]->region, region.offset) * static_cast<std::int64_t>(job.element_size);
-      job.slices = row_major_slices(region, job.element_size,
-                                    job.in_place ? in_place_slice_bytes : buffered_slice_bytes(buffer_bytes));
-    }
+    for (ChunkJob& job : jobs) plan_slices(job, md.chunks[job.chunk].region, buffer_bytes);
   } catch (...) {
     failure = std::current_exception();
     jobs.clear();
@@ -391,6 +430,7 @@ VerifyReport verify_all_chunks(StorageReader& reader, ProcessGroup& group, std::
     job.chunk = c;
     job.element_size = dtype_size(md.entries[static_cast<std::size_t>(md.chunks[c].entry)].dtype);
     job.slices = row_major_slices(md.chunks[c].region, job.element_size, buffered_slice_bytes(buffer_bytes));
+    job.in_place.assign(job.slices.size(), nullptr);
     if (job.slices.empty()) {  // an empty chunk: its checksum is that of no bytes
       job.actual = job.sum.digest();
       if (job.actual != md.chunks[c].checksum) {

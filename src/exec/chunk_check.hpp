@@ -15,8 +15,9 @@ namespace cairn::detail {
 
 /// Collective. Serves `requests` through `reader` (already open) so that every byte delivered was
 /// checked: each saved chunk a request touches is read whole, in row-major slices of at most
-/// `buffer_bytes`, its checksum compared, and the overlapping parts copied out. A request that
-/// is exactly one saved chunk is read in place. Requests in another dtype than the stored one
+/// `buffer_bytes`, its checksum compared, and the overlapping parts copied out. The rows of a
+/// chunk that are rows of one request (the whole chunk, or a request's share of a chunk it shares
+/// with others) are read straight into that request. Requests in another dtype than the stored one
 /// are checked the same way and then read again with conversion. Throws CorruptCheckpointError
 /// naming the entry, the chunk's offsets, the saving rank and `source` on a mismatch, and the
 /// reader's error when a read fails (after taking part in every read round).
