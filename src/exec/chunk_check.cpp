@@ -58,7 +58,7 @@ void hash_slice(ChunkJob& job, const Metadata& md, const std::byte* data, std::s
 struct SliceRead {
   std::size_t job = 0;
   std::size_t slice = 0;
-  std::size_t buffer_offset = 0;  // into the shared buffer, unless read in place
+  std::size_t buffer_offset = 0;  // into its round's buffer, unless read in place
 };
 
 // Hashes the slices of each round on a thread of its own, in the order they were read, while the
