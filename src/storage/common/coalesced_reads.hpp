@@ -1,6 +1,6 @@
 // Reads that land straight in their destinations, gathered and issued together: neighbours in
 // both the file and memory become one pread. On the disks measured, one 64 MiB pread reads
-// clearly faster than four of 16 MiB (benchmarks/README.md, "Load"), and a load's requests
+// clearly faster than four of 16 MiB (benchmarks/README.md, "Load: how the readers read"), and a load's requests
 // often come as neighbouring slabs (a chunk saved as several slabs, a checked load's rounds).
 #pragma once
 

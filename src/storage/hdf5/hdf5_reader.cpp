@@ -228,8 +228,9 @@ class Hdf5Reader final : public StorageReader {
   // every rank the same number of steps, each step after a barrier: the global arrays' layout puts
   // each rank's slab of an array beside the others' slabs of it, and ranks that read their slabs
   // of one array at the same time read this disk markedly faster than ranks that drift onto
-  // different arrays (2 ranks, 4 arrays of 64 MiB each: 0.90 of per-rank files instead of 0.87;
-  // benchmarks/README.md, "Load"), as the collective reads of a hand-written load do.
+  // different arrays (bare test, 2 ranks, 4 arrays of 64 MiB each: 0.95 of per-rank files instead
+  // of 0.87; benchmarks/README.md, "Load: how the readers read"), as the collective reads of a
+  // hand-written load do.
   void read_in_step(std::exception_ptr& failure) {
     const std::vector<detail::CoalescedReads::Read> reads = m_direct.take(lockstep_bytes);
     std::vector<std::size_t> step_start{0};  // index of each step's first read
