@@ -413,7 +413,7 @@ void components(std::int64_t n, const Options& o, std::int64_t world, bool json)
   md.entries = global.entries;
   for (std::size_t r = 0; r < global.items_per_rank.size(); ++r)
     for (const cairn::WriteItem& item : global.items_per_rank[r])
-      md.chunks.push_back(cairn::ChunkRecord{item.entry, static_cast<std::int32_t>(r), item.region, 0, {}});
+      md.chunks.push_back(cairn::ChunkRecord{item.entry, static_cast<std::int32_t>(r), item.region, 0, {}, 0, {}});
   t = now();
   std::vector<std::byte> blob = cairn::detail::encode_metadata(md);
   const double md_encode = now() - t;

@@ -67,7 +67,7 @@ inline bool same_metadata(const Metadata& a, const Metadata& b) {
     const ChunkRecord& x = a.chunks[i];
     const ChunkRecord& y = b.chunks[i];
     if (x.entry != y.entry || x.rank != y.rank || !(x.region == y.region) || x.checksum != y.checksum ||
-        x.source != y.source)
+        x.source != y.source || x.block_rows != y.block_rows || x.block_checksums != y.block_checksums)
       return false;
   }
   return true;

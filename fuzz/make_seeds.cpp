@@ -6,6 +6,7 @@
 // The committed seeds under fuzz/corpus were made with it; rerun it after a format change.
 #include <cairn/storage.hpp>
 
+#include "core/checksum.hpp"
 #include "core/metadata_codec.hpp"
 #include "fuzz_support.hpp"
 #include "opener_input.hpp"
@@ -69,7 +70,17 @@ EntryInfo scalar(std::string name, Distribution distribution, ScalarValue value,
 
 ChunkRecord chunk(std::int32_t entry, std::int32_t rank, Extents offset, Extents shape) {
   const auto sum = 0x9e3779b97f4a7c15ull * static_cast<std::uint64_t>(entry * 31 + rank + 1);
-  return ChunkRecord{entry, rank, Region{std::move(offset), std::move(shape)}, sum, {}};
+  return ChunkRecord{entry, rank, Region{std::move(offset), std::move(shape)}, sum, {}, 0, {}};
+}
+
+// `c` checksummed in blocks of `block_rows` rows (format 3), its checksum made of theirs.
+ChunkRecord with_blocks(ChunkRecord c, std::int64_t block_rows) {
+  c.block_rows = block_rows;
+  c.block_checksums.clear();
+  for (std::size_t b = 0; b < detail::checksum_block_count(c.region.shape.at(0), block_rows); ++b)
+    c.block_checksums.push_back(c.checksum + 0x632be59bd9b4e019ull * (b + 1));
+  c.checksum = detail::checksum_of_blocks(c.block_checksums);
+  return c;
 }
 
 Metadata header(int world) {
@@ -106,7 +117,7 @@ Metadata full_metadata() {
   md.chunks.push_back(chunk(1, 1, {2, 0, 0}, {2, 4, 2}));
   md.chunks.push_back(chunk(2, 2, {0}, {5}));
   md.chunks.push_back(chunk(3, 0, {0}, {3}));
-  md.chunks.push_back(chunk(3, 1, {3}, {4}));
+  md.chunks.push_back(with_blocks(chunk(3, 1, {3}, {4}), 3));
   md.chunks.push_back(chunk(3, 1, {7}, {3}));
   md.chunks.push_back(chunk(4, 3, {0, 0}, {3, 2}));
   md.chunks.push_back(chunk(5, 0, {0}, {2}));
@@ -116,7 +127,7 @@ Metadata full_metadata() {
   md.chunks.push_back(chunk(8, 3, {24}, {8}));
   md.chunks.push_back(chunk(9, 1, {0}, {12}));
   for (std::int32_t r = 0; r < 4; ++r) md.chunks.push_back(chunk(13, r, {r}, {1}));
-  md.chunks.push_back(chunk(14, 2, {0, 0, 0, 0}, {3, 2, 2, 2}));
+  md.chunks.push_back(with_blocks(chunk(14, 2, {0, 0, 0, 0}, {3, 2, 2, 2}), 2));
   return md;
 }
 
@@ -269,6 +280,9 @@ void metadata_seeds(const fs::path& dir) {
   Metadata bad_rank = full;
   bad_rank.chunks[2].rank = 4;
   write(dir / "chunk_rank_out_of_range", detail::encode_metadata(bad_rank));
+  Metadata bad_blocks = full;
+  bad_blocks.chunks.back().block_checksums.back() ^= 1;  // no longer makes up the chunk's checksum
+  write(dir / "block_checksums_mismatch", detail::encode_metadata(bad_blocks));
 }
 
 void opener_seeds(const fs::path& dir) {

@@ -3,6 +3,7 @@
 #include <cairn/cairn.hpp>
 
 #include "core/byte_codec.hpp"
+#include "core/checksum.hpp"
 #include "core/metadata_codec.hpp"
 #include "core/names.hpp"
 #include "core/region.hpp"
@@ -13,6 +14,10 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
+#include <fstream>
+#include <functional>
+#include <iterator>
 #include <numeric>
 
 using namespace cairn;
@@ -123,15 +128,32 @@ TEST(MetadataCodec, RoundTripAndDamage) {
   s.scalar_type = ScalarType::String;
   s.value = std::string("hello");
   md.entries.push_back(s);
-  md.chunks.push_back(ChunkRecord{0, 2, Region{{1, 0}, {3, 5}}, 0x1234, {}});
+  md.chunks.push_back(ChunkRecord{0, 2, Region{{0, 0}, {1, 5}}, 0x1234, {}, 0, {}});
+  const std::vector<std::uint64_t> blocks{0xa1, 0xb2};  // rows 1-2 and row 3
+  md.chunks.push_back(ChunkRecord{0, 1, Region{{1, 0}, {3, 5}}, checksum_of_blocks(blocks), {}, 2, blocks});
   std::vector<std::byte> blob = encode_metadata(md);
   Metadata back = decode_metadata(blob.data(), blob.size(), "test");
+  EXPECT_EQ(back.format_version, format_version);
   EXPECT_EQ(back.world_size, 3);
   ASSERT_EQ(back.entries.size(), 2u);
   EXPECT_EQ(std::get<std::string>(back.entries[1].value), "hello");
-  ASSERT_EQ(back.chunks.size(), 1u);
+  ASSERT_EQ(back.chunks.size(), 2u);
   EXPECT_EQ(back.chunks[0].checksum, 0x1234u);
-  EXPECT_EQ(back.chunks[0].region, (Region{{1, 0}, {3, 5}}));
+  EXPECT_EQ(back.chunks[0].block_rows, 0);
+  EXPECT_TRUE(back.chunks[0].block_checksums.empty());
+  EXPECT_EQ(back.chunks[1].region, (Region{{1, 0}, {3, 5}}));
+  EXPECT_EQ(back.chunks[1].block_rows, 2);
+  EXPECT_EQ(back.chunks[1].block_checksums, blocks);
+
+  // Block checksums that do not make up the chunk's, or do not fit its rows, are refused.
+  for (auto edit : std::vector<std::function<void(ChunkRecord&)>>{
+           [](ChunkRecord& c) { c.block_checksums[1] ^= 1; }, [](ChunkRecord& c) { c.block_checksums.pop_back(); },
+           [](ChunkRecord& c) { c.block_rows = 3; }, [](ChunkRecord& c) { c.block_rows = -1; }}) {
+    Metadata wrong = md;
+    edit(wrong.chunks[1]);
+    const std::vector<std::byte> bytes = encode_metadata(wrong);
+    EXPECT_THROW(decode_metadata(bytes.data(), bytes.size(), "test"), CorruptCheckpointError);
+  }
 
   for (std::size_t i = 0; i < blob.size(); i += 7) {  // any flipped byte is detected
     std::vector<std::byte> bad = blob;
@@ -143,6 +165,66 @@ TEST(MetadataCodec, RoundTripAndDamage) {
   md.format_version = format_version + 1;
   std::vector<std::byte> future = encode_metadata(md);
   EXPECT_THROW(decode_metadata(future.data(), future.size(), "test"), UnsupportedError);
+}
+
+// Checkpoints written by older formats (here 1, before compression, references and block
+// checksums) still decode: no chunk has blocks.
+TEST(Metadata, OlderFormatsStillDecode) {
+  std::ifstream in(std::string(CAIRN_FUZZ_CORPUS) + "/metadata/full_format1", std::ios::binary);
+  ASSERT_TRUE(in) << "cannot open the format 1 seed";
+  std::vector<char> text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::vector<std::byte> blob(text.size());
+  std::memcpy(blob.data(), text.data(), text.size());
+  const Metadata md = decode_metadata(blob.data(), blob.size(), "the format 1 seed");
+  EXPECT_EQ(md.format_version, 1u);
+  EXPECT_EQ(md.world_size, 4);
+  ASSERT_FALSE(md.chunks.empty());
+  for (const ChunkRecord& c : md.chunks) {
+    EXPECT_EQ(c.block_rows, 0);
+    EXPECT_TRUE(c.block_checksums.empty());
+  }
+  // Written back in the current format, it reads the same.
+  const std::vector<std::byte> again = encode_metadata(md);
+  const Metadata back = decode_metadata(again.data(), again.size(), "re-encoded");
+  EXPECT_EQ(back.format_version, format_version);
+  EXPECT_EQ(back.chunks.size(), md.chunks.size());
+}
+
+TEST(Checksums, LargeChunksAreCheckedInBlocksOfWholeRowsSmallOnesWhole) {
+  const std::size_t mib = std::size_t{1} << 20;
+  EXPECT_EQ(checksum_block_rows({1023, 1024}, 8), 0);    // under 8 MiB: under two blocks
+  EXPECT_EQ(checksum_block_rows({1025, 1024}, 8), 512);  // two 4 MiB blocks and a row
+  EXPECT_EQ(checksum_block_rows({1}, 64 * mib), 0);      // one row
+  EXPECT_EQ(checksum_block_rows({}, 8), 0);              // 0-d
+  // 256 MiB in 16 blocks of 16 MiB; a row that does not divide it rounds the block up.
+  EXPECT_EQ(checksum_block_rows({32 * 1024, 1024}, 8), 2048);
+  EXPECT_EQ(checksum_block_rows({3000, 1000, 11}, 8), 188);
+  EXPECT_EQ(checksum_block_count(3000, 188), 16u);
+  EXPECT_EQ(checksum_block_bytes({3000, 1000, 11}, 188, 8), 188u * 1000 * 11 * 8);
+  EXPECT_EQ(checksum_block_count(4, 0), 0u);
+}
+
+TEST(Checksums, ChunkHasherTakesPiecesOfAnySize) {
+  std::vector<unsigned char> bytes(10'000);
+  for (std::size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<unsigned char>(i * 7919 % 251);
+  const std::size_t block = 3'000;  // blocks 0-2 of 3000 bytes, block 3 of 1000
+  std::vector<std::uint64_t> expected;
+  for (std::size_t at = 0; at < bytes.size(); at += block)
+    expected.push_back(checksum(bytes.data() + at, std::min(block, bytes.size() - at)));
+  for (std::size_t piece : {1u, 7u, 1000u, 2999u, 3000u, 3001u, 10'000u}) {
+    ChunkHasher blocks(block), whole;
+    for (std::size_t at = 0; at < bytes.size(); at += piece) {
+      blocks.update(bytes.data() + at, std::min(piece, bytes.size() - at));
+      whole.update(bytes.data() + at, std::min(piece, bytes.size() - at));
+    }
+    EXPECT_EQ(blocks.block_checksums(), expected) << "pieces of " << piece;
+    EXPECT_EQ(blocks.digest(), checksum_of_blocks(expected)) << "pieces of " << piece;
+    EXPECT_EQ(whole.digest(), checksum(bytes.data(), bytes.size())) << "pieces of " << piece;
+    EXPECT_TRUE(whole.block_checksums().empty());
+  }
+  // The chunk checksum depends on every block's, in order.
+  std::vector<std::uint64_t> swapped{expected[1], expected[0], expected[2], expected[3]};
+  EXPECT_NE(checksum_of_blocks(swapped), checksum_of_blocks(expected));
 }
 
 TEST(DefaultPlanner, CrossRankChecks) {

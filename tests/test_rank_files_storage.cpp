@@ -152,7 +152,7 @@ RankSave make_rank_save(int rank, int world) {
   s.metadata.entries = s.entries;
   for (std::size_t i = 0; i < s.items.size(); ++i)
     s.metadata.chunks.push_back(ChunkRecord{
-        s.items[i].entry, rank, s.items[i].region, detail::checksum(s.data[i].data(), s.data[i].size()), {}});
+        s.items[i].entry, rank, s.items[i].region, detail::checksum(s.data[i].data(), s.data[i].size()), {}, 0, {}});
   return s;
 }
 

@@ -176,3 +176,118 @@ TEST(Reshard, ChunksSplitAmongRequestsAreCheckedWhole) {
     }
   }
 }
+
+// Counts the bytes this rank asks the default reader for.
+class CountingReader : public StorageReader {
+ public:
+  void open(const std::string& directory, ProcessGroup& group) override {
+    m_inner->open(directory, group);
+    chunks = m_inner->metadata().chunks;
+  }
+  const Metadata& metadata() const override { return m_inner->metadata(); }
+  void read(const std::vector<ReadRequest>& requests) override {
+    for (const ReadRequest& r : requests) {
+      std::int64_t n = static_cast<std::int64_t>(dtype_size(r.dtype));
+      for (std::int64_t extent : r.region.shape) n *= extent;
+      bytes += n;
+    }
+    m_inner->read(requests);
+  }
+  void close() noexcept override { m_inner->close(); }
+
+  std::int64_t bytes = 0;
+  std::vector<ChunkRecord> chunks;
+
+ private:
+  std::unique_ptr<StorageReader> m_inner = make_reader();
+};
+
+// A large saved chunk is checksummed in blocks of rows: a load that needs part of it (another
+// decomposition) reads and checks only the blocks that hold those rows, and a damaged block fails
+// the loads that need it and no other.
+TEST(Reshard, LargeChunksAreReadAndCheckedOnlyInTheBlocksALoadNeeds) {
+  TempDir dir;
+  const int rank = world_rank();
+  const int ranks = world_size();
+  // 8.6 MiB per saving rank: blocks of 512 rows (4 MiB), 512 and 76 rows.
+  const std::int64_t rows = 1100, cols = 1024, block_rows = 512;
+  const std::int64_t row_bytes = cols * 8;
+  const Extents shape{rows * ranks, cols};
+  std::vector<double> saved(static_cast<std::size_t>(rows * cols));
+  for (std::size_t i = 0; i < saved.size(); ++i)
+    saved[i] = pattern(rank * rows * cols + static_cast<std::int64_t>(i), 5);
+  State state;
+  state.add_array("field", DType::Float64, shape).add_chunk({rank * rows, 0}, {rows, cols}, saved.data());
+  Checkpointer ck(MPI_COMM_WORLD);
+
+  // Rank r loads the last 50 rows of chunk r and the first 50 of chunk r + 1: the last block of
+  // one and the first block of the other.
+  const std::int64_t first = rank * rows + 1050;
+  const std::int64_t last = std::min((rank + 1) * rows + 50, rows * ranks);
+  const std::int64_t expected_bytes = (rows - 2 * block_rows + (rank + 1 < ranks ? block_rows : 0)) * row_bytes;
+  auto load = [&](const std::string& id, std::vector<double>& back) {
+    auto counting = std::make_shared<CountingReader>();
+    State target;
+    target.add_array("field", DType::Float64, shape).add_chunk({first, 0}, {last - first, cols}, back.data());
+    LoadOptions options;
+    options.reader = counting;
+    ck.load(target, id, options);
+    return counting;
+  };
+  auto expect_loaded = [&](const std::vector<double>& back, const std::string& what) {
+    bool same = true;
+    for (std::size_t i = 0; i < back.size() && same; ++i)
+      same = back[i] == pattern(first * cols + static_cast<std::int64_t>(i), 5);
+    EXPECT_TRUE(same) << what << ": wrong bytes on rank " << rank;
+  };
+
+  // Every backend, and a bounded save whose pieces (2 MiB) do not line up with the blocks.
+  std::vector<double> back(static_cast<std::size_t>((last - first) * cols), -1.0);
+  for (const char* how : {"hdf5", "hdf5-bounded", "posix", "hdf5-aggregated"}) {
+    SaveOptions options;
+    if (std::string(how) == "hdf5-bounded") {
+      options.staging = StagingMode::Bounded;
+      options.staging_budget_bytes = std::size_t{2} << 20;
+    }
+    if (std::string(how) == "posix") options.writer = make_posix_writer();
+    if (std::string(how) == "hdf5-aggregated") options.writer = make_hdf5_aggregated_writer(2);
+    const std::string id = dir / how;
+    ck.save(state, id, options);
+    std::fill(back.begin(), back.end(), -1.0);
+    const auto counting = load(id, back);
+    expect_loaded(back, how);
+    EXPECT_EQ(counting->bytes, expected_bytes) << how << " on rank " << rank;
+    ASSERT_EQ(counting->chunks.size(), static_cast<std::size_t>(ranks)) << how;
+    for (const ChunkRecord& c : counting->chunks) {
+      EXPECT_EQ(c.block_rows, block_rows) << how;
+      EXPECT_EQ(c.block_checksums.size(), 3u) << how;
+    }
+  }
+
+  // A damaged byte in a block no rank loads (rank 0's first): every load succeeds; verify finds it.
+  const std::string unread = dir / "unread";
+  ck.save(state, unread);
+  flip_byte(unread + "/data.h5", "field", 5);
+  std::fill(back.begin(), back.end(), -1.0);
+  EXPECT_NO_THROW(load(unread, back)) << "on rank " << rank;
+  expect_loaded(back, "unread");
+  const VerifyReport report = ck.verify(unread);
+  ASSERT_EQ(report.bad_chunks.size(), 1u);
+  EXPECT_NE(report.bad_chunks[0].message.find("block 0 (rows 0 to 511"), std::string::npos)
+      << report.bad_chunks[0].message;
+
+  // A damaged byte in rank 0's last block, which rank 0 loads: the load fails on every rank.
+  const std::string needed = dir / "needed";
+  ck.save(state, needed);
+  flip_byte(needed + "/data.h5", "field", (rows - 10) * row_bytes + 3);
+  std::string message;
+  try {
+    load(needed, back);
+  } catch (const CorruptCheckpointError& e) {
+    message = e.what();
+  }
+  EXPECT_FALSE(message.empty()) << "the load succeeded on rank " << rank;
+  if (rank == 0) {
+    EXPECT_NE(message.find("checksum mismatch in its block 2 (rows 1024 to 1099"), std::string::npos) << message;
+  }
+}

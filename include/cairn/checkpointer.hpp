@@ -83,8 +83,10 @@ struct LoadOptions {
   /// Check every byte read against the xxh3-64 checksum its chunk was saved with, and throw
   /// CorruptCheckpointError naming the entry, the chunk's offsets and the saving rank on a
   /// mismatch. Each rank reads the saved chunks it touches whole (in slices of at most
-  /// `verify_buffer_bytes`), so a resharded load reads more than it keeps; turn this off to read
-  /// only the regions asked for.
+  /// `verify_buffer_bytes`), except chunks of 8 MiB and more: those are checksummed in blocks of
+  /// rows (4 MiB and up, at most 16 per chunk), and a load reads and checks only the blocks that
+  /// hold rows it asks for. A resharded load thus reads a little more than it keeps (at most a
+  /// block at each end of its share of a chunk); turn this off to read only the regions asked for.
   bool verify_checksums = true;
   /// Memory for reading saved chunks that do not match the requested regions, per rank.
   std::size_t verify_buffer_bytes = std::size_t{64} << 20;

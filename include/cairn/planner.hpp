@@ -95,8 +95,9 @@ class Planner {
 /// region claimed by two ranks unless replicated. Replicated arrays are written once, their bytes
 /// spread across ranks in slabs of the first dimension. Sharded chunks larger than
 /// `max_item_bytes` are written as several items, slabs of the first dimension: each is a chunk of
-/// the checkpoint with its own checksum, so a load onto another decomposition reads and checks
-/// little more than the slabs it needs, not every saved chunk it touches whole.
+/// the checkpoint with its own checksums, so a load onto another decomposition reads and checks
+/// little more than the slabs it needs (chunks of 8 MiB and more are also checked in blocks of
+/// rows, ChunkRecord::block_rows).
 class DefaultPlanner : public Planner {
  public:
   /// Replicated arrays at least `replicated_split_bytes` large are split among ranks; smaller ones

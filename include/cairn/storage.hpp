@@ -15,19 +15,28 @@ namespace cairn {
 class ProcessGroup;
 
 /// Version of the on-disk format this library writes. Readers reject newer versions.
-/// Version 2 added compression per entry and chunks held by an earlier checkpoint.
-inline constexpr std::uint32_t format_version = 2;
+/// Version 2 added compression per entry and chunks held by an earlier checkpoint; version 3,
+/// checksums per block of rows of large chunks.
+inline constexpr std::uint32_t format_version = 3;
 
 /// One region of an entry as saved: the rank that wrote it and the xxh3-64 of its bytes (row-major).
 struct ChunkRecord {
   std::int32_t entry = 0;
   std::int32_t rank = 0;
   Region region;
+  /// xxh3-64 of the chunk's row-major bytes or, when it has blocks, of its block checksums (each
+  /// as a little-endian 64-bit word, in order).
   std::uint64_t checksum = 0;
   /// Empty: the bytes are in this checkpoint. Otherwise they were unchanged since an earlier
   /// checkpoint and only that one holds them (an incremental save): its directory, relative to
   /// this checkpoint's directory ("../step_0000000100").
   std::string source;
+  /// A large chunk is checksummed in blocks of this many rows of its first dimension (the last
+  /// block may have fewer), so that a load needing part of it reads and checks only those
+  /// blocks. 0: no blocks (small chunks; checkpoints of format version 2).
+  std::int64_t block_rows = 0;
+  /// xxh3-64 of each block's row-major bytes; empty when block_rows is 0.
+  std::vector<std::uint64_t> block_checksums;
 };
 
 /// Everything a checkpoint records about itself besides the array data.

@@ -1072,7 +1072,7 @@ void export_serial_hdf5(ProcessGroup& group, const ConvertArgs& args, std::ostre
       const DType dtype = info.kind == EntryKind::Bytes ? DType::UInt8 : info.dtype;
       const std::size_t esize = dtype_size(dtype);
       if (detail::volume(chunk.region.shape) == 0) continue;
-      detail::Checksummer sum;
+      detail::ChunkHasher sum(detail::checksum_block_bytes(chunk.region.shape, chunk.block_rows, esize));
       const std::vector<Region> slices = detail::row_major_slices(chunk.region, esize, args.buffer_bytes);
       for (std::size_t s = 0; s < slices.size(); ++s) {
         const Region& slice = slices[s];

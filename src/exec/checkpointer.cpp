@@ -42,16 +42,43 @@ namespace cairn {
 
 namespace {
 
-std::vector<std::byte> to_bytes(const std::vector<std::uint64_t>& values) {
-  std::vector<std::byte> out(values.size() * sizeof(std::uint64_t));
-  if (!out.empty()) std::memcpy(out.data(), values.data(), out.size());
-  return out;
+// A saved item's checksums, as each rank sends them to rank 0 for the metadata.
+struct ItemChecksums {
+  std::uint64_t checksum = 0;
+  std::int64_t block_rows = 0;
+  std::vector<std::uint64_t> blocks;
+};
+
+ItemChecksums checksums_of(const detail::ChunkHasher& hasher, std::int64_t block_rows) {
+  return ItemChecksums{hasher.digest(), block_rows,
+                       block_rows > 0 ? hasher.block_checksums() : std::vector<std::uint64_t>{}};
 }
 
-std::vector<std::uint64_t> from_bytes(const std::vector<std::byte>& bytes) {
-  std::vector<std::uint64_t> out(bytes.size() / sizeof(std::uint64_t));
-  if (!out.empty()) std::memcpy(out.data(), bytes.data(), out.size() * sizeof(std::uint64_t));
-  return out;
+std::vector<std::byte> encode_checksums(const std::vector<ItemChecksums>& items) {
+  detail::ByteWriter out;
+  out.u64(items.size());
+  for (const ItemChecksums& item : items) {
+    out.u64(item.checksum);
+    out.u8(item.block_rows > 0 ? 1 : 0);
+    if (item.block_rows <= 0) continue;
+    out.i64(item.block_rows);
+    out.u64(item.blocks.size());
+    for (std::uint64_t b : item.blocks) out.u64(b);
+  }
+  return std::move(out.bytes());
+}
+
+std::vector<ItemChecksums> decode_checksums(const std::vector<std::byte>& bytes, int rank) {
+  detail::ByteReader in(bytes.data(), bytes.size(), "the checksums of rank " + std::to_string(rank));
+  std::vector<ItemChecksums> items(in.count(9));
+  for (ItemChecksums& item : items) {
+    item.checksum = in.u64();
+    if (in.u8() == 0) continue;
+    item.block_rows = in.i64();
+    item.blocks.resize(in.count(sizeof(std::uint64_t)));
+    for (std::uint64_t& b : item.blocks) b = in.u64();
+  }
+  return items;
 }
 
 std::string kind_name(EntryKind kind) {
@@ -317,7 +344,8 @@ struct SaveOperation {
   std::vector<std::vector<WriteBuffer>> pieces;
   std::vector<std::exception_ptr> piece_failures;  // staging failures, agreed when written
   std::vector<detail::Piece> bounded_pieces;
-  std::vector<detail::Checksummer> sums;  // one per plan item, fed in row-major order
+  std::vector<detail::ChunkHasher> sums;  // one per plan item, fed in row-major order
+  std::vector<std::int64_t> block_rows;   // by plan item: rows per checksum block (0: none)
   bool sums_done = false;                 // computed before the write (incremental saves)
 
   // Incremental saves: the base's directory ("" for a full save) and, by plan item, the
@@ -589,7 +617,7 @@ struct SaveOperation {
     return std::move(w.bytes());
   }
 
-  Metadata make_metadata(const std::vector<std::vector<std::uint64_t>>& checksums,
+  Metadata make_metadata(const std::vector<std::vector<ItemChecksums>>& checksums,
                          const std::vector<std::vector<WriteItem>>& items_per_rank, int first_rank,
                          const std::vector<std::vector<std::byte>>& sources_per_rank = {}) const {
     Metadata md;
@@ -611,8 +639,10 @@ struct SaveOperation {
         md.chunks.push_back(ChunkRecord{items[i].entry,
                                         static_cast<std::int32_t>(first_rank + static_cast<int>(r)),
                                         items[i].region,
-                                        checksums[r][i],
-                                        {}});
+                                        checksums[r][i].checksum,
+                                        {},
+                                        checksums[r][i].block_rows,
+                                        checksums[r][i].blocks});
       if (r >= sources_per_rank.size() || sources_per_rank[r].empty()) continue;
       detail::ByteReader in(sources_per_rank[r].data(), sources_per_rank[r].size(),
                             "the references of rank " + std::to_string(r));
@@ -627,8 +657,8 @@ struct SaveOperation {
 
   void commit() {
     const auto start = std::chrono::steady_clock::now();
-    std::vector<std::uint64_t> mine(sums.size());
-    for (std::size_t i = 0; i < sums.size(); ++i) mine[i] = sums[i].digest();
+    std::vector<ItemChecksums> mine(sums.size());
+    for (std::size_t i = 0; i < sums.size(); ++i) mine[i] = checksums_of(sums[i], block_rows[i]);
     if (!collective) {
       step("metadata", [&] {
         detail::fault_point("metadata", rank);
@@ -658,15 +688,16 @@ struct SaveOperation {
       return;
     }
     if (failure) return;
-    std::vector<std::vector<std::byte>> gathered = group->gather(to_bytes(mine), 0);
+    std::vector<std::vector<std::byte>> gathered = group->gather(encode_checksums(mine), 0);
     std::vector<std::vector<std::byte>> references;
     if (!base_dir.empty()) references = group->gather(encode_sources(), 0);
     std::vector<std::byte> blob;
     step("metadata", [&] {
       detail::fault_point("metadata", rank);
       if (rank != 0) return;
-      std::vector<std::vector<std::uint64_t>> all;
-      for (const auto& bytes : gathered) all.push_back(from_bytes(bytes));
+      std::vector<std::vector<ItemChecksums>> all;
+      for (std::size_t r = 0; r < gathered.size(); ++r)
+        all.push_back(decode_checksums(gathered[r], static_cast<int>(r)));
       blob = detail::encode_metadata(make_metadata(all, *global_items, 0, references));
     });
     if (failure) return;
@@ -981,7 +1012,15 @@ SaveFuture Checkpointer::Impl::async_save(const State& state, const std::string&
   }
   op->mirrors = state.mirrors();
   op->sums.clear();
-  op->sums.resize(plan.items.size());
+  op->block_rows.clear();
+  op->sums.reserve(plan.items.size());
+  op->block_rows.reserve(plan.items.size());
+  for (const WriteItem& item : plan.items) {
+    const std::size_t esize = dtype_size(plan.entries.at(static_cast<std::size_t>(item.entry)).dtype);
+    const std::int64_t rows = detail::checksum_block_rows(item.region.shape, esize);
+    op->block_rows.push_back(rows);
+    op->sums.emplace_back(detail::checksum_block_bytes(item.region.shape, rows, esize));
+  }
 
   // Stage (caller's thread). A failure here is agreed on by the worker's first step.
   phase_start = std::chrono::steady_clock::now();

@@ -29,30 +29,84 @@ std::string describe_chunk(const Metadata& md, const ChunkRecord& chunk) {
          (chunk.source.empty() ? std::string() : " (its bytes held by checkpoint '" + chunk.source + "')");
 }
 
-// One saved chunk read whole.
+// One saved chunk read and checked: whole, or (a chunk checksummed in blocks) the blocks of it
+// that some request needs.
 struct ChunkJob {
   std::size_t chunk = 0;                    // index into the metadata's chunks
   std::vector<const ReadRequest*> targets;  // same-dtype requests filled from it
+  // Rows [first, last) of the chunk, by global index, that some request (of any dtype) needs;
+  // empty: all of them (verify).
+  std::vector<std::pair<std::int64_t, std::int64_t>> wanted;
   std::size_t element_size = 0;
-  std::vector<Region> slices;
+  std::vector<Region> slices;  // in row order, none across a block boundary
   // By slice: where it is read in place (rows of the chunk that are rows of one request), or null
   // (read through a round buffer, then copied out to the requests it meets).
   std::vector<std::byte*> in_place;
-  Checksummer sum;
+  Checksummer sum;                          // of the whole chunk or, with blocks, of the current block
+  std::uint64_t row_bytes = 0;              // with blocks: bytes of one row of the chunk
+  std::uint64_t in_block = 0;               // bytes of the current block hashed so far
+  std::vector<std::uint64_t> block_actual;  // by block, those read
+  std::size_t blocks_read = 0;
   std::size_t slices_done = 0;
-  bool failed = false;  // a read failed, or (after the last round) the checksum differs
+  bool failed = false;  // a read failed, or (after the last round) a checksum differs
   std::string message;
   // Written by whichever thread hashes the job's slices (see run_rounds).
-  std::uint64_t actual = 0;
+  std::uint64_t actual = 0;  // the chunk checksum of the bytes read; with some blocks left unread, 0
   bool mismatch = false;
+  std::int64_t bad_block = -1;  // the first block that differs
+  std::uint64_t bad_block_actual = 0;
 };
 
-// Hashes one slice of `job` at `data`; once the last one is in, compares the digest.
-void hash_slice(ChunkJob& job, const Metadata& md, const std::byte* data, std::size_t bytes) {
+// Hashes `slice` of `job` at `data`. A block's checksum is compared once its last slice is in,
+// the chunk's once every slice is.
+void hash_slice(ChunkJob& job, const Metadata& md, const Region& slice, const std::byte* data, std::size_t bytes) {
+  const ChunkRecord& chunk = md.chunks[job.chunk];
+  const bool last = ++job.slices_done == job.slices.size();
   job.sum.update(data, bytes);
-  if (++job.slices_done != job.slices.size()) return;
-  job.actual = job.sum.digest();
-  job.mismatch = job.actual != md.chunks[job.chunk].checksum;
+  if (chunk.block_rows <= 0) {
+    if (!last) return;
+    job.actual = job.sum.digest();
+    job.mismatch = job.actual != chunk.checksum;
+    return;
+  }
+  job.in_block += bytes;
+  const std::int64_t first_row = chunk.region.offset[0];
+  const std::int64_t block = (slice.offset[0] - first_row) / chunk.block_rows;
+  const std::int64_t block_first = first_row + block * chunk.block_rows;
+  const std::int64_t block_end = std::min(block_first + chunk.block_rows, first_row + chunk.region.shape[0]);
+  if (job.in_block == static_cast<std::uint64_t>(block_end - block_first) * job.row_bytes) {
+    const std::uint64_t digest = job.sum.digest();
+    job.sum.reset();
+    job.in_block = 0;
+    const auto b = static_cast<std::size_t>(block);
+    job.block_actual[b] = digest;
+    ++job.blocks_read;
+    if (digest != chunk.block_checksums[b] && job.bad_block < 0) {
+      job.mismatch = true;
+      job.bad_block = block;
+      job.bad_block_actual = digest;
+    }
+  }
+  if (!last || job.blocks_read != job.block_actual.size()) return;
+  job.actual = checksum_of_blocks(job.block_actual);
+  job.mismatch = job.mismatch || job.actual != chunk.checksum;
+}
+
+// What a failed check says about `job`'s chunk.
+std::string mismatch_message(const ChunkJob& job, const Metadata& md, const std::string& source) {
+  const ChunkRecord& chunk = md.chunks[job.chunk];
+  std::string what = describe_chunk(md, chunk) + " in " + source + ": checksum mismatch";
+  if (job.bad_block >= 0) {
+    const std::int64_t first = chunk.region.offset[0] + job.bad_block * chunk.block_rows;
+    const std::int64_t last = std::min(first + chunk.block_rows, chunk.region.offset[0] + chunk.region.shape[0]) - 1;
+    const auto b = static_cast<std::size_t>(job.bad_block);
+    what += " in its block " + std::to_string(job.bad_block) + " (rows " + std::to_string(first) + " to " +
+            std::to_string(last) + "; saved " + checksum_hex(chunk.block_checksums[b]) + ", read " +
+            checksum_hex(job.bad_block_actual) + ")";
+  } else {
+    what += " (saved " + checksum_hex(chunk.checksum) + ", read " + checksum_hex(job.actual) + ")";
+  }
+  return what + ": the data is damaged";
 }
 
 struct SliceRead {
@@ -141,10 +195,10 @@ class SliceHasher {
     const auto esize = static_cast<std::int64_t>(job.element_size);
     const auto bytes = static_cast<std::size_t>(volume(slice.shape) * esize);
     if (!work.buffered) {
-      hash_slice(job, m_md, job.in_place[work.read.slice], bytes);
+      hash_slice(job, m_md, slice, job.in_place[work.read.slice], bytes);
       return;
     }
-    hash_slice(job, m_md, work.buffered, bytes);
+    hash_slice(job, m_md, slice, work.buffered, bytes);
     const Extents slice_strides = row_major_strides(slice.shape);
     Region part;
     for (const ReadRequest* target : job.targets) {
@@ -282,21 +336,21 @@ void run_rounds(StorageReader& reader, ProcessGroup& group, std::vector<ChunkJob
   hasher.finish();
   for (ChunkJob& job : jobs) {
     if (job.failed || !job.mismatch) continue;
-    const ChunkRecord& chunk = md.chunks[job.chunk];
     job.failed = true;
-    job.message = describe_chunk(md, chunk) + " in " + source + ": checksum mismatch (saved " +
-                  checksum_hex(chunk.checksum) + ", read " + checksum_hex(job.actual) + "): the data is damaged";
+    job.message = mismatch_message(job, md, source);
   }
 }
 
 }  // namespace
 
-// Slices `job`'s chunk `region` in row order. Rows that lie in one request as rows of it (a slab
-// of its first dimension, in the stored dtype) are read in place, in slices of
-// in_place_slice_bytes: the whole chunk when it is one request's region or a slab of it, the
-// request's share of a chunk it shares with other ranks' requests in a resharded load. The other
-// rows go through a round buffer.
-void plan_slices(ChunkJob& job, const Region& region, std::size_t buffer_bytes) {
+// Slices `job`'s chunk in row order: all of it, or, when it is checksummed in blocks, the blocks
+// that hold rows some request wants (a resharded load reads only those); no slice crosses a block
+// boundary. Rows that lie in one request as rows of it (a slab of its first dimension, in the
+// stored dtype) are read in place, in slices of in_place_slice_bytes: the whole chunk when it is
+// one request's region or a slab of it, the request's share of a chunk it shares with other
+// ranks' requests in a resharded load. The other rows go through a round buffer.
+void plan_slices(ChunkJob& job, const ChunkRecord& chunk, std::size_t buffer_bytes) {
+  const Region& region = chunk.region;
   struct Direct {
     std::int64_t first = 0, last = 0;  // rows [first, last) of the chunk, by global index
     std::byte* destination = nullptr;  // of row `first`
@@ -328,21 +382,51 @@ void plan_slices(ChunkJob& job, const Region& region, std::size_t buffer_bytes) 
     add(region, direct.empty() ? nullptr : direct.front().destination);
     return;
   }
-  const std::int64_t end = region.offset[0] + region.shape[0];
-  std::int64_t row = region.offset[0];
+  const std::int64_t first_row = region.offset[0];
+  const std::int64_t end = first_row + region.shape[0];
+  std::int64_t row_elements = 1;
+  for (std::size_t d = 1; d < region.shape.size(); ++d) row_elements *= region.shape[d];
+  // The row ranges to read: the chunk, or its wanted blocks (neighbours merged).
+  std::vector<std::pair<std::int64_t, std::int64_t>> ranges;
+  if (chunk.block_rows <= 0) {
+    ranges.emplace_back(first_row, end);
+  } else {
+    const std::int64_t block_rows = chunk.block_rows;
+    const std::size_t blocks = checksum_block_count(region.shape[0], block_rows);
+    job.row_bytes = static_cast<std::uint64_t>(row_elements * esize);
+    job.block_actual.assign(blocks, 0);
+    std::vector<bool> wanted(blocks, job.wanted.empty());
+    for (const auto& [first, last] : job.wanted) {
+      if (last <= first) continue;
+      const std::int64_t from = (std::max(first, first_row) - first_row) / block_rows;
+      const std::int64_t to = (std::min(last, end) - 1 - first_row) / block_rows;
+      for (std::int64_t b = from; b <= to; ++b) wanted[static_cast<std::size_t>(b)] = true;
+    }
+    for (std::size_t b = 0; b < blocks; ++b) {
+      if (!wanted[b]) continue;
+      const std::int64_t from = first_row + static_cast<std::int64_t>(b) * block_rows;
+      ranges.emplace_back(from, std::min(from + block_rows, end));
+    }
+  }
   auto rows = [&](std::int64_t first, std::int64_t last) {
     Region r = region;
     r.offset[0] = first;
     r.shape[0] = last - first;
     return r;
   };
-  for (const Direct& d : direct) {
-    if (d.first < row) continue;  // overlapping requests: the earlier one wins, the rest is copied out
-    if (d.first > row) add(rows(row, d.first), nullptr);
-    add(rows(d.first, d.last), d.destination);
-    row = d.last;
+  // A rank's requests of one entry never overlap (validate_state), so neither do their rows.
+  for (const auto& [range_first, range_end] : ranges) {
+    std::int64_t row = range_first;
+    for (const Direct& d : direct) {
+      const std::int64_t from = std::max(d.first, row);
+      const std::int64_t to = std::min(d.last, range_end);
+      if (from >= to) continue;
+      if (from > row) add(rows(row, from), nullptr);
+      add(rows(from, to), d.destination + (from - d.first) * row_elements * esize);
+      row = to;
+    }
+    if (row < range_end) add(rows(row, range_end), nullptr);
   }
-  if (row < end) add(rows(row, end), nullptr);
 }
 
 void read_checked(StorageReader& reader, ProcessGroup& group, const std::vector<ReadRequest>& requests,
@@ -365,15 +449,16 @@ void read_checked(StorageReader& reader, ProcessGroup& group, const std::vector<
       const bool same_dtype = request.dtype == info.dtype;
       if (!same_dtype) converted.push_back(request);
       std::int64_t covered = 0;
-      std::vector<std::size_t> touched;
+      std::vector<std::pair<std::size_t, std::pair<std::int64_t, std::int64_t>>> touched;  // chunk, rows wanted
       chunks_of[e].for_each_intersecting(request.region, [&](std::size_t c, const Region& part) {
         covered += volume(part.shape);
-        touched.push_back(c);
+        const bool rows = !part.offset.empty();
+        touched.emplace_back(c, std::make_pair(rows ? part.offset[0] : 0, rows ? part.offset[0] + part.shape[0] : 1));
       });
       if (covered < volume(request.region.shape))
         throw CorruptCheckpointError("entry '" + info.name + "': region " + to_string(request.region) + " of " +
                                      source + " is not covered by the chunks its metadata records");
-      for (std::size_t c : touched) {
+      for (const auto& [c, rows] : touched) {
         auto [it, fresh] = job_of.emplace(c, jobs.size());
         if (fresh) {
           ChunkJob& job = jobs.emplace_back();
@@ -382,9 +467,10 @@ void read_checked(StorageReader& reader, ProcessGroup& group, const std::vector<
         }
         ChunkJob& job = jobs[it->second];
         if (same_dtype) job.targets.push_back(&request);
+        job.wanted.push_back(rows);
       }
     }
-    for (ChunkJob& job : jobs) plan_slices(job, md.chunks[job.chunk].region, buffer_bytes);
+    for (ChunkJob& job : jobs) plan_slices(job, md.chunks[job.chunk], buffer_bytes);
   } catch (...) {
     failure = std::current_exception();
     jobs.clear();
@@ -429,9 +515,8 @@ VerifyReport verify_all_chunks(StorageReader& reader, ProcessGroup& group, std::
     ChunkJob& job = jobs.emplace_back();
     job.chunk = c;
     job.element_size = dtype_size(md.entries[static_cast<std::size_t>(md.chunks[c].entry)].dtype);
-    job.slices = row_major_slices(md.chunks[c].region, job.element_size, buffered_slice_bytes(buffer_bytes));
-    job.in_place.assign(job.slices.size(), nullptr);
-    if (job.slices.empty()) {  // an empty chunk: its checksum is that of no bytes
+    plan_slices(job, md.chunks[c], buffer_bytes);  // no targets and nothing wanted: every block, buffered
+    if (job.slices.empty()) {                      // an empty chunk: its checksum is that of no bytes
       job.actual = job.sum.digest();
       if (job.actual != md.chunks[c].checksum) {
         job.failed = true;

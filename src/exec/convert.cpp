@@ -126,7 +126,13 @@ void convert_checkpoint(ProcessGroup& group, const std::string& from, const std:
     detail::agree_on(group, what + " (open " + to + ")", [&] { writer->open(target.partial_dir, entries, group); });
 
     std::vector<std::byte> buffer(largest);
-    std::vector<detail::Checksummer> sums(items.size());
+    std::vector<detail::ChunkHasher> sums;  // by item, with its chunk's checksum blocks
+    sums.reserve(items.size());
+    for (std::size_t c : mine) {
+      const ChunkRecord& chunk = md.chunks[c];
+      sums.emplace_back(detail::checksum_block_bytes(chunk.region.shape, chunk.block_rows,
+                                                     dtype_size(entries[static_cast<std::size_t>(chunk.entry)].dtype)));
+    }
     std::vector<ReadRequest> requests;
     std::vector<WriteItem> pieces;
     std::vector<WriteBuffer> buffers;
@@ -148,7 +154,7 @@ void convert_checkpoint(ProcessGroup& group, const std::string& from, const std:
       detail::agree_on(group, what + " (read)", [&] {
         reader->read(requests);
         for (std::size_t s = first, offset = 0; s < last; offset += slices[s].bytes, ++s) {
-          detail::Checksummer& sum = sums[slices[s].item];
+          detail::ChunkHasher& sum = sums[slices[s].item];
           sum.update(buffer.data() + offset, slices[s].bytes);
           if (!slices[s].last) continue;
           const ChunkRecord& chunk = md.chunks[mine[slices[s].item]];
