@@ -138,20 +138,14 @@ std::vector<std::uint64_t> transfer_files(ProcessGroup& group, const std::vector
       const std::uint64_t offset = k * block_bytes;
       const auto n = static_cast<std::size_t>(std::min<std::uint64_t>(block_bytes, end.size - offset));
       if (end.sending && !end.broken) {
-        std::size_t done = 0;
-        while (done < n) {
-          const ssize_t got = ::pread(end.fd, end.buffer.data() + done, n - done, static_cast<off_t>(offset + done));
-          if (got < 0 && errno == EINTR) continue;
-          if (got <= 0) {
-            try {
-              throw StorageError("rank " + std::to_string(rank) + " cannot read '" + transfers[end.index].source +
-                                 "': " + (got < 0 ? errno_text(errno) : std::string("it shrank")));
-            } catch (const Error&) {
-              failed(end);
-            }
-            break;
+        int error = 0;
+        if (read_at(end.fd, end.buffer.data(), n, offset, error) != n) {
+          try {
+            throw StorageError("rank " + std::to_string(rank) + " cannot read '" + transfers[end.index].source +
+                               "': " + (error != 0 ? errno_text(error) : std::string("it shrank")));
+          } catch (const Error&) {
+            failed(end);
           }
-          done += static_cast<std::size_t>(got);
         }
         if (!end.broken) end.sum.update(end.buffer.data(), n);
       }

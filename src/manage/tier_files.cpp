@@ -40,14 +40,9 @@ struct Fd {
 };
 
 std::size_t read_some(int fd, std::byte* out, std::size_t bytes, std::uint64_t offset, const std::string& path) {
-  std::size_t done = 0;
-  while (done < bytes) {
-    const ssize_t n = ::pread(fd, out + done, bytes - done, static_cast<off_t>(offset + done));
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) fail("cannot read", path, errno);
-    if (n == 0) break;
-    done += static_cast<std::size_t>(n);
-  }
+  int error = 0;
+  const std::size_t done = read_at(fd, out, bytes, offset, error);
+  if (error != 0) fail("cannot read", path, error);
   return done;
 }
 

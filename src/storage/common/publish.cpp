@@ -17,6 +17,21 @@ std::string errno_text(int err) {
   return std::strerror(err);
 }
 
+std::size_t read_at(int fd, void* out, std::size_t bytes, std::uint64_t offset, int& error) noexcept {
+  constexpr std::size_t max_call = std::size_t{1} << 30;
+  auto* p = static_cast<std::byte*>(out);
+  std::size_t done = 0;
+  error = 0;
+  while (done < bytes) {
+    const ssize_t n = ::pread(fd, p + done, std::min(bytes - done, max_call), static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) error = errno;
+    if (n <= 0) break;
+    done += static_cast<std::size_t>(n);
+  }
+  return done;
+}
+
 namespace {
 
 [[noreturn]] void storage_fail(const std::string& what, const std::string& path, int err) {

@@ -2,6 +2,8 @@
 // fsync the parent. These run on one rank (rank 0); callers agree on the outcome afterwards.
 #pragma once
 
+#include <cstddef>
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -77,5 +79,11 @@ class EarlyWriteback {
 
 /// "No such file or directory" and the like, for errno `err`.
 std::string errno_text(int err);
+
+/// Reads `bytes` bytes at `offset` of `fd` into `out`, in calls of at most 1 GiB (Linux caps one
+/// call near 2 GiB), again after EINTR. Returns how many it read: fewer than asked at the end of
+/// the file, or when a call fails, which sets `error` to its errno (else 0). The callers word
+/// their own errors.
+std::size_t read_at(int fd, void* out, std::size_t bytes, std::uint64_t offset, int& error) noexcept;
 
 }  // namespace cairn::detail

@@ -216,18 +216,12 @@ class Hdf5AggregatedReader final : public StorageReader {
 
   void pread_part(int part, std::byte* out, std::uint64_t bytes, std::uint64_t at) {
     const PartFile& open = m_parts.at(part);
-    while (bytes > 0) {
-      const ssize_t n = ::pread(open.fd, out, static_cast<std::size_t>(std::min<std::uint64_t>(bytes, 1u << 30)),
-                                static_cast<off_t>(at));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0)
-        throw StorageError(
-            "cannot read part file '" + open.path + "' at byte " + std::to_string(at) + ": " +
-            (n == 0 ? std::string("the file is shorter than its datasets say") : detail::errno_text(errno)));
-      out += n;
-      at += static_cast<std::uint64_t>(n);
-      bytes -= static_cast<std::uint64_t>(n);
-    }
+    int error = 0;
+    const std::size_t done = detail::read_at(open.fd, out, static_cast<std::size_t>(bytes), at, error);
+    if (done < bytes)
+      throw StorageError(
+          "cannot read part file '" + open.path + "' at byte " + std::to_string(at + done) + ": " +
+          (error == 0 ? std::string("the file is shorter than its datasets say") : detail::errno_text(error)));
   }
 
   // HDF5's POSIX driver, on this rank alone; virtual datasets open their part files the same way.

@@ -263,17 +263,11 @@ class Hdf5Reader final : public StorageReader {
   }
 
   void pread_exactly(std::byte* out, std::size_t bytes, off_t at, const EntryInfo& info) const {
-    while (bytes > 0) {
-      const ssize_t n = ::pread(m_fd, out, std::min(bytes, std::size_t{1} << 30), at);
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0)
-        throw StorageError(
-            "cannot read dataset '" + info.name + "' of '" + m_path +
-            "': " + (n == 0 ? std::string("the file is shorter than its metadata says") : detail::errno_text(errno)));
-      out += n;
-      at += n;
-      bytes -= static_cast<std::size_t>(n);
-    }
+    int error = 0;
+    if (detail::read_at(m_fd, out, bytes, static_cast<std::uint64_t>(at), error) < bytes)
+      throw StorageError(
+          "cannot read dataset '" + info.name + "' of '" + m_path +
+          "': " + (error == 0 ? std::string("the file is shorter than its metadata says") : detail::errno_text(error)));
   }
 
   // Groups up to this size read with HDF5's POSIX driver, larger ones through MPI-IO.

@@ -229,7 +229,6 @@ namespace px = detail::posix;
 constexpr std::size_t read_buffer_bytes = std::size_t{16} << 20;  // most bytes read at once through a buffer
 constexpr std::uint64_t gap_bytes = std::uint64_t{256} << 10;     // smaller gaps are read over, not skipped
 constexpr std::uint64_t direct_bytes = std::uint64_t{1} << 20;    // runs this large go straight to the caller
-constexpr std::size_t max_io_bytes = std::size_t{1} << 30;
 
 // True when the entry's pieces are stored compressed (a piece then decompresses to its region's
 // bytes); otherwise they are stored as they lie in memory, and can be read straight to it.
@@ -341,20 +340,7 @@ std::vector<std::byte> read_metadata_file(const std::string& directory, const st
     err = errno;
   } else {
     bytes.resize(static_cast<std::size_t>(st.st_size));
-    std::size_t done = 0;
-    while (done < bytes.size()) {
-      const ssize_t n = ::pread(fd, bytes.data() + done, bytes.size() - done, static_cast<off_t>(done));
-      if (n < 0 && errno == EINTR) continue;
-      if (n < 0) {
-        err = errno;
-        break;
-      }
-      if (n == 0) {
-        bytes.resize(done);  // shrank while read: the checksum reports it
-        break;
-      }
-      done += static_cast<std::size_t>(n);
-    }
+    bytes.resize(detail::read_at(fd, bytes.data(), bytes.size(), 0, err));  // shorter: the checksum says so
   }
   ::close(fd);
   if (err != 0) throw StorageError("cannot read '" + path + "': " + detail::errno_text(err));
@@ -457,23 +443,15 @@ class PosixReader final : public StorageReader {
   }
 
   void pread_all(int rank, std::byte* out, std::uint64_t bytes, std::uint64_t offset) {
-    const int fd = fd_of(rank);
-    while (bytes > 0) {
-      const ssize_t n = ::pread(fd, out, static_cast<std::size_t>(std::min<std::uint64_t>(bytes, max_io_bytes)),
-                                static_cast<off_t>(offset));
-      if (n < 0) {
-        if (errno == EINTR) continue;
-        throw StorageError("cannot read " + std::to_string(bytes) + " bytes at offset " + std::to_string(offset) +
-                           " of rank file '" + file_path(rank) + "' of rank " + std::to_string(rank) + ": " +
-                           detail::errno_text(errno));
-      }
-      if (n == 0)
-        throw CorruptCheckpointError("rank file '" + file_path(rank) + "' ends at byte " + std::to_string(offset) +
-                                     ", before the pieces its index records (truncated?)");
-      out += n;
-      bytes -= static_cast<std::uint64_t>(n);
-      offset += static_cast<std::uint64_t>(n);
-    }
+    int error = 0;
+    const std::size_t done = detail::read_at(fd_of(rank), out, static_cast<std::size_t>(bytes), offset, error);
+    if (error != 0)
+      throw StorageError("cannot read " + std::to_string(bytes) + " bytes at offset " + std::to_string(offset) +
+                         " of rank file '" + file_path(rank) + "' of rank " + std::to_string(rank) + ": " +
+                         detail::errno_text(error));
+    if (done < bytes)
+      throw CorruptCheckpointError("rank file '" + file_path(rank) + "' ends at byte " + std::to_string(offset + done) +
+                                   ", before the pieces its index records (truncated?)");
   }
 
   // `bytes` of `piece` at `offset`, an offset into the rank file as if the piece were stored
