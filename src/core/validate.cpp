@@ -216,7 +216,8 @@ void validate_everything(const State& state, int rank, Purpose purpose) {
 }
 
 // Everything the checks of validate_everything() read, except what chunk_pointers_ok() and the
-// pointer checks of blobs and scalars read; `pointers_ok` says whether those pass.
+// pointer checks of blobs and scalars read (`pointers_ok` says whether those pass), and the blob
+// sizes, which a save's plan follows.
 std::uint64_t validated_structure(const State& state, Purpose purpose, bool& pointers_ok) {
   StructureHash h;
   pointers_ok = true;
@@ -238,6 +239,7 @@ std::uint64_t validated_structure(const State& state, Purpose purpose, bool& poi
       }
     } else if (const auto* bytes = std::get_if<BytesEntry>(&entry.value)) {
       h.u64(bytes->all_ranks != nullptr ? 1 : 0);
+      h.u64(bytes->vector != nullptr ? bytes->vector->size() : bytes->size);  // the plan's item size
       if (bytes->all_ranks == nullptr && bytes->vector == nullptr && bytes->data == nullptr && bytes->size != 0)
         pointers_ok = false;
     } else {
@@ -261,16 +263,17 @@ struct LastValid {
 
 }  // namespace
 
-void validate_state(const State& state, int rank, int world_size, Purpose purpose) {
+std::uint64_t validate_state(const State& state, int rank, int world_size, Purpose purpose) {
   thread_local LastValid last;
   bool pointers_ok = false;
   const std::uint64_t structure = validated_structure(state, purpose, pointers_ok);
   if (pointers_ok && last.set && last.structure == structure && last.rank == rank && last.entries == state.size())
-    return;
+    return structure;
   last.set = false;
   validate_everything(state, rank, purpose);
   last = LastValid{true, structure, rank, state.size()};
   (void)world_size;
+  return structure;
 }
 
 }  // namespace cairn::detail

@@ -758,8 +758,9 @@ struct Checkpointer::Impl {
   explicit Impl(std::shared_ptr<ProcessGroup> g);
   ~Impl();
   void finish_in_flight();
+  // `structure`: validate_state's fingerprint of `state`.
   void make_plan(const std::shared_ptr<ProcessGroup>& group_ptr, const std::shared_ptr<Planner>& planner_ptr,
-                 const State& state, const std::string& what);
+                 const State& state, std::uint64_t structure, const std::string& what);
   void make_local_plan(ProcessGroup& g, Planner& p, const State& state);
   SaveFuture async_save(const State& state, const std::string& id, const SaveOptions& options,
                         detail::SaveHooks hooks = {});
@@ -822,12 +823,13 @@ void Checkpointer::Impl::finish_in_flight() {
 
 void Checkpointer::Impl::make_plan(const std::shared_ptr<ProcessGroup>& group_ptr,
                                    const std::shared_ptr<Planner>& planner_ptr, const State& state,
-                                   const std::string& what) {
+                                   std::uint64_t structure, const std::string& what) {
   ProcessGroup& g = *group_ptr;
   Planner& p = *planner_ptr;
   const int rank = g.rank();
-  // DefaultPlanner's local plan follows from the state's structure alone, so a fingerprint of the
-  // structure stands for it and the plan is built only when some rank's structure changed.
+  // DefaultPlanner's local plan follows from the state's structure alone, so validation's
+  // fingerprint of the structure stands for it and the plan is built only when some rank's
+  // structure changed.
   // Another planner's local plan is built every time and hashed.
   const bool by_structure = typeid(p) == typeid(DefaultPlanner);
   const bool same_makers = plan_cached && plan_group.lock() == group_ptr && plan_planner.lock() == planner_ptr;
@@ -838,7 +840,7 @@ void Checkpointer::Impl::make_plan(const std::shared_ptr<ProcessGroup>& group_pt
   try {
     detail::fault_point("plan", rank);
     if (by_structure) {
-      hash = detail::plan_fingerprint(state);
+      hash = structure;
     } else {
       encoded = detail::encode_plan(p.create_local_plan(state, rank, g.size()));
       hash = detail::checksum(encoded.data(), encoded.size());
@@ -951,18 +953,19 @@ SaveFuture Checkpointer::Impl::async_save(const State& state, const std::string&
           detail::checksum(options.incremental_from.data(), options.incremental_from.size());
       std::int64_t bases[2] = {static_cast<std::int64_t>(base_hash >> 1), -static_cast<std::int64_t>(base_hash >> 1)};
       g.allreduce(bases, 2, ReduceOp::Max);
+      std::uint64_t structure = 0;  // validation's fingerprint: the plan cache's key
       detail::agree_on(g, what + " (validate)", [&] {
         detail::fault_point("validate", rank);
         op->paths = detail::checkpoint_paths(id);
         if (bases[0] != -bases[1])
           throw UsageError("the ranks name different bases for the incremental save (SaveOptions::incremental_from)");
         op->base_dir = incremental_base(options, op->paths);
-        detail::validate_state(state, rank, g.size(), detail::Purpose::Save);
+        structure = detail::validate_state(state, rank, g.size(), detail::Purpose::Save);
         if (options.staging == StagingMode::Bounded && options.staging_budget_bytes < (std::size_t{2} << 20))
           throw UsageError("the staging budget of " + std::to_string(options.staging_budget_bytes) +
                            " bytes is below the minimum of 2 MiB");
       });
-      make_plan(group_ptr, planner_ptr, state, what);
+      make_plan(group_ptr, planner_ptr, state, structure, what);
       op->global_items = &global_items;
     } else {
       detail::fault_point("validate", rank);

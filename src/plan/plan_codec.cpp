@@ -1,6 +1,5 @@
 #include "plan/plan_codec.hpp"
 
-#include "core/checksum.hpp"
 #include "core/metadata_codec.hpp"
 
 #include <cstring>
@@ -50,30 +49,6 @@ std::vector<EntryInfo> decode_entries_from(ByteReader& in) {
 }
 
 }  // namespace
-
-std::uint64_t plan_fingerprint(const State& state) {
-  StructureHash h;
-  h.u64(state.size());
-  for (const Entry& entry : state.entries()) {
-    h.text(entry.name);
-    h.u64(static_cast<std::uint64_t>(entry.distribution) | std::uint64_t{entry.value.index()} << 8);
-    if (const auto* array = std::get_if<ArrayEntry>(&entry.value)) {
-      h.u64(static_cast<std::uint64_t>(array->dtype) | std::uint64_t{array->chunks.size()} << 8);
-      h.u64(static_cast<std::uint64_t>(array->compression) |
-            static_cast<std::uint64_t>(static_cast<std::uint32_t>(array->compression_level)) << 8);
-      h.extents(array->global_shape);
-      for (const Chunk& chunk : array->chunks) {
-        h.extents(chunk.offset);
-        h.extents(chunk.shape);
-      }
-    } else if (const auto* bytes = std::get_if<BytesEntry>(&entry.value)) {
-      h.u64(bytes->vector ? bytes->vector->size() : bytes->size);
-    } else {
-      h.u64(std::get<ScalarEntry>(entry.value).target.index());
-    }
-  }
-  return h.digest();
-}
 
 std::vector<std::byte> encode_plan(const SavePlan& plan) {
   ByteWriter out;

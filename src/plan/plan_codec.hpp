@@ -20,11 +20,4 @@ std::vector<EntryInfo> decode_entries(const std::vector<std::byte>& bytes);
 std::vector<std::byte> encode_items(const std::vector<WriteItem>& items);
 std::vector<WriteItem> decode_items(const std::vector<std::byte>& bytes);
 
-/// A 64-bit fingerprint (xxh3) of everything DefaultPlanner::create_local_plan reads from
-/// `state`: the order, names, kinds and distributions of its entries, array dtypes, global shapes
-/// and chunk offsets and shapes, blob sizes and scalar types. Not what it does not read: data
-/// pointers, layouts, strides, values. For one rank and world size, states with equal
-/// fingerprints have the same local plan (but for a 2^-64 chance), at a fraction of its cost.
-std::uint64_t plan_fingerprint(const State& state);
-
 }  // namespace cairn::detail
