@@ -386,7 +386,7 @@ void plan_slices(ChunkJob& job, const ChunkRecord& chunk, std::size_t buffer_byt
   const std::int64_t end = first_row + region.shape[0];
   std::int64_t row_elements = 1;
   for (std::size_t d = 1; d < region.shape.size(); ++d) row_elements *= region.shape[d];
-  // The row ranges to read: the chunk, or its wanted blocks (neighbours merged).
+  // The row ranges to read: the whole chunk, or each wanted block (no slice crosses a block).
   std::vector<std::pair<std::int64_t, std::int64_t>> ranges;
   if (chunk.block_rows <= 0) {
     ranges.emplace_back(first_row, end);
