@@ -132,6 +132,20 @@ TEST(Reshard, EverySaveAndLoadRankCount) {
   }
 }
 
+// Float64 array "field" of `rows` × `cols` per rank, each rank saving its own slab of rows,
+// element i of the whole array pattern(i, seed).
+struct SavedSlabs {
+  std::vector<double> saved;
+  State state;
+  SavedSlabs(std::int64_t rows, std::int64_t cols, int seed) : saved(static_cast<std::size_t>(rows * cols)) {
+    const std::int64_t rank = world_rank();
+    for (std::size_t i = 0; i < saved.size(); ++i)
+      saved[i] = pattern(rank * rows * cols + static_cast<std::int64_t>(i), seed);
+    state.add_array("field", DType::Float64, {rows * world_size(), cols})
+        .add_chunk({rank * rows, 0}, {rows, cols}, saved.data());
+  }
+};
+
 // A saved chunk that a load splits among several requests is read straight into each request's
 // rows (no buffer), yet checked whole: a flipped byte in any part fails the load on every rank.
 TEST(Reshard, ChunksSplitAmongRequestsAreCheckedWhole) {
@@ -139,11 +153,9 @@ TEST(Reshard, ChunksSplitAmongRequestsAreCheckedWhole) {
   const int rank = world_rank();
   const std::int64_t rows = 48, cols = 16;  // per saving rank
   const Extents shape{rows * world_size(), cols};
-  std::vector<double> saved(static_cast<std::size_t>(rows * cols));
-  for (std::size_t i = 0; i < saved.size(); ++i)
-    saved[i] = pattern(rank * rows * cols + static_cast<std::int64_t>(i), 3);
-  State state;
-  state.add_array("field", DType::Float64, shape).add_chunk({rank * rows, 0}, {rows, cols}, saved.data());
+  const SavedSlabs field(rows, cols, 3);
+  const std::vector<double>& saved = field.saved;
+  const State& state = field.state;
   Checkpointer ck(MPI_COMM_WORLD);
   // Loaded as three uneven pieces of rows per rank, each inside this rank's saved chunk.
   const std::int64_t cut[] = {0, rows / 3, rows / 3 + 1, rows};
@@ -213,11 +225,8 @@ TEST(Reshard, LargeChunksAreReadAndCheckedOnlyInTheBlocksALoadNeeds) {
   const std::int64_t rows = 1100, cols = 1024, block_rows = 512;
   const std::int64_t row_bytes = cols * 8;
   const Extents shape{rows * ranks, cols};
-  std::vector<double> saved(static_cast<std::size_t>(rows * cols));
-  for (std::size_t i = 0; i < saved.size(); ++i)
-    saved[i] = pattern(rank * rows * cols + static_cast<std::int64_t>(i), 5);
-  State state;
-  state.add_array("field", DType::Float64, shape).add_chunk({rank * rows, 0}, {rows, cols}, saved.data());
+  const SavedSlabs field(rows, cols, 5);
+  const State& state = field.state;
   Checkpointer ck(MPI_COMM_WORLD);
 
   // Rank r loads the last 50 rows of chunk r and the first 50 of chunk r + 1: the last block of
