@@ -40,7 +40,7 @@ class Checksummer {
 /// Rows of the first dimension per checksum block of a chunk of `shape` (row-major, elements of
 /// `element_size` bytes); 0 when the chunk is checksummed whole: it is small (under two blocks of
 /// 4 MiB) or has fewer than two rows. Blocks are at least 4 MiB (large reads stay large) and at
-/// most 16 per chunk (the metadata grows by at most 128 bytes per chunk).
+/// most 16 per chunk (a chunk record grows by at most 145 bytes: marker, rows, count, 16 sums).
 std::int64_t checksum_block_rows(const Extents& shape, std::size_t element_size) noexcept;
 
 /// Bytes of a block of `block_rows` rows of a chunk of `shape` (0 when `block_rows` is 0): what
